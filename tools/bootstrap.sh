@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what `make` needs on a fresh Debian 12 machine; idempotent, silent when nothing is
+# missing (no apt call then). Run as root, or as a user with passwordless sudo (sudo -n).
+#   - make, python3, and python3-venv (Debian ships ensurepip there: without it
+#     `python3 -m venv` fails). python3-pip is not needed: the venv gets pip from ensurepip.
+#   - the SIP test peers (Kamailio, SIPp, baresip, ...): $SHARED_DIR/peers/install.sh,
+#     SHARED_DIR defaulting to the shared/ directory laid beside the repo.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED_DIR=${SHARED_DIR:-$REPO/../shared}
+
+missing=()
+command -v make >/dev/null 2>&1 || missing+=(make)
+if ! command -v python3 >/dev/null 2>&1; then
+    missing+=(python3 python3-venv)
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=()
+    [ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
+    LOG=$(mktemp /tmp/bootstrap-apt.XXXXXX)
+    start=$(date +%s)
+    apt_install() {
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q install -y \
+            --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >>"$LOG" 2>&1
+    }
+    # a fresh machine has no package lists yet: update only when the install needs it
+    if ! apt_install; then
+        if ! { "${SUDO[@]}" apt-get -q update >>"$LOG" 2>&1 && apt_install; }; then
+            cat "$LOG" >&2
+            echo "bootstrap: apt-get failed installing ${missing[*]}" >&2
+            rm -f "$LOG"
+            exit 1
+        fi
+    fi
+    rm -f "$LOG"
+    echo "bootstrap: installed ${missing[*]} in $(($(date +%s) - start)) s"
+fi
+
+if [ ! -f "$SHARED_DIR/peers/install.sh" ]; then
+    echo "bootstrap: no $SHARED_DIR/peers/install.sh (set SHARED_DIR to the shared/ dir)" >&2
+    exit 1
+fi
+bash "$SHARED_DIR/peers/install.sh"

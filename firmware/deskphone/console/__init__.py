@@ -1,0 +1,29 @@
+"""The line console: a pure command table plus front ends (TCP now, serial later)."""
+
+from deskphone.console.commands import (
+    BUILTIN_COMMANDS,
+    MAX_LINE,
+    Command,
+    CommandError,
+    ConsoleCommands,
+    LineSplitter,
+    LineTooLong,
+    PhoneControl,
+    encode_line,
+    event_line,
+)
+from deskphone.console.server import ConsoleServer
+
+__all__ = [
+    "BUILTIN_COMMANDS",
+    "MAX_LINE",
+    "Command",
+    "CommandError",
+    "ConsoleCommands",
+    "ConsoleServer",
+    "LineSplitter",
+    "LineTooLong",
+    "PhoneControl",
+    "encode_line",
+    "event_line",
+]

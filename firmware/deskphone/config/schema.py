@@ -1,0 +1,608 @@
+"""The one schema for a phone's TOML configuration, and the typed config it yields.
+
+Theory of operation: ``SCHEMA`` is a plain table of sections and keys (type, default or
+required, allowed values, a value check, help text). ``validate`` walks a parsed TOML
+document against it and collects *every* problem instead of stopping at the first, because a
+person fixing a file wants the whole list at once. ``config_from_document`` turns a clean
+document into frozen dataclasses. Nothing here touches files, so the provisioning server and
+client can validate per-MAC configs with the same table; reading and writing files lives in
+``load.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from deskphone import __version__
+
+# --------------------------------------------------------------------------------------
+# Errors
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config: at a dotted key, at a TOML line, or the whole file."""
+
+    key: str | None
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.key is not None:
+            return f"{self.key}: {self.message}"
+        if self.line is not None:
+            return f"line {self.line}: {self.message}"
+        return self.message
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; carries every problem found, one per line in str().
+
+    ``key`` and ``message`` are those of the first problem, for callers that want one.
+    """
+
+    def __init__(self, path: str, problems: Iterable[Problem]) -> None:
+        self.path = path
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        if not self.problems:
+            raise ValueError("ConfigError needs at least one problem")
+        super().__init__("\n".join(f"{path}: {p}" for p in self.problems))
+
+    @property
+    def key(self) -> str | None:
+        return self.problems[0].key
+
+    @property
+    def message(self) -> str:
+        return self.problems[0].message
+
+
+# --------------------------------------------------------------------------------------
+# Value shapes, shared by the schema checks and the dataclasses' parsed forms.
+# Each raises ValueError with the message a person will read after "file: key: ".
+
+
+def _quote(text: str) -> str:
+    """Quote a string the way TOML writes it, so messages show exactly what was typed."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _is_ip(host: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == version
+    except ValueError:
+        return False
+
+
+_LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _is_hostname(host: str) -> bool:
+    """RFC 1123 §2.1 names; an all-numeric last label would be a mistyped IPv4 address."""
+    labels = host.removesuffix(".").split(".")
+    return (
+        0 < len(host) <= 253
+        and all(_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def _split_host_port(text: str) -> tuple[str, str | None, bool] | None:
+    """Split "host", "host:port", "[v6]" or "[v6]:port"; None if the shape is wrong.
+
+    Returns (host, port text or None, bracketed). A bare IPv6 address is refused because its
+    colons make the port ambiguous (RFC 3986 §3.2.2 wants brackets).
+    """
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            return None
+        host, rest = text[1:close], text[close + 1 :]
+        if rest == "":
+            return host, None, True
+        if not rest.startswith(":"):
+            return None
+        return host, rest[1:], True
+    if text.count(":") > 1:
+        return None
+    host, sep, port = text.partition(":")
+    return host, (port if sep else None), False
+
+
+def _port(text: str, low: int) -> int | None:
+    """The port number, None if ``text`` is not digits, ValueError if it is out of range."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    port = int(text)
+    if not low <= port <= 65535:
+        raise ValueError(f"port must be {low}..65535, got {_quote(text)}")
+    return port
+
+
+def _host_ok(host: str, bracketed: bool, *, names: bool) -> bool:
+    if bracketed:
+        return _is_ip(host, 6)
+    if _is_ip(host, 4):
+        return True
+    return names and _is_hostname(host)
+
+
+def parse_ip_port(text: str) -> tuple[str, int]:
+    """Parse a listen address "IP:PORT" ("[::1]:5060" for IPv6); port 0 means any free one.
+
+    The host comes back without brackets, as socket calls want it.
+    """
+    expected = f'expected "IP:PORT", got {_quote(text)}'
+    split = _split_host_port(text)
+    if split is None:
+        raise ValueError(expected)
+    host, port_text, bracketed = split
+    if port_text is None or not _host_ok(host, bracketed, names=False):
+        raise ValueError(expected)
+    port = _port(port_text, 0)
+    if port is None:
+        raise ValueError(expected)
+    return host, port
+
+
+def parse_domain(text: str) -> tuple[str, int | None]:
+    """Parse a SIP domain: a name, IPv4 or [IPv6], optionally with ":PORT"."""
+    expected = f'expected "HOST" or "HOST:PORT", got {_quote(text)}'
+    split = _split_host_port(text)
+    if split is None:
+        raise ValueError(expected)
+    host, port_text, bracketed = split
+    if not _host_ok(host, bracketed, names=True):
+        raise ValueError(expected)
+    if port_text is None:
+        return host, None
+    port = _port(port_text, 1)
+    if port is None:
+        raise ValueError(expected)
+    return host, port
+
+
+# RFC 3261 §19.1.1: sip:user:password@host:port;uri-parameters?headers
+_SIP_URI: Final = re.compile(
+    r"(?i:sips?):(?:[^@;?\s]+@)?(?P<hostport>[^;?\s]+)(?:;[^?\s]*)?(?:\?\S*)?"
+)
+
+
+def check_sip_uri(text: str) -> None:
+    """Check the shape of a sip: or sips: URI such as "sip:127.0.0.1:5060"."""
+    match = _SIP_URI.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError
+        parse_domain(match["hostport"])
+    except ValueError:
+        raise ValueError(
+            f'expected a sip: or sips: URI such as "sip:127.0.0.1:5060", got {_quote(text)}'
+        ) from None
+
+
+CONSOLE_KINDS: Final = ("tcp",)
+"""Console front ends understood so far; the hardware issue adds "serial"."""
+
+
+def parse_console_listen(text: str) -> tuple[str, str]:
+    """Split "KIND:ADDRESS" (e.g. "tcp:127.0.0.1:5099") and check the address for its kind."""
+    kind, sep, address = text.partition(":")
+    if not sep or kind not in CONSOLE_KINDS:
+        raise ValueError(f'expected "tcp:IP:PORT", got {_quote(text)}')
+    try:
+        parse_ip_port(address)
+    except ValueError:
+        raise ValueError(f'expected "tcp:IP:PORT", got {_quote(text)}') from None
+    return kind, address
+
+
+# --------------------------------------------------------------------------------------
+# The schema table
+
+
+class _Required:
+    """Marker for a key with no default."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Final = _Required()
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key of a section: its TOML value type, default (or REQUIRED) and what it allows.
+
+    ``check`` raises ValueError(message) for a bad value. ``secret`` keeps the value out of
+    every message. ``default_from`` names a sibling key whose value is the default.
+    """
+
+    name: str
+    value_type: type
+    help: str
+    default: object = REQUIRED
+    choices: tuple[str, ...] = ()
+    bounds: tuple[int, int] | None = None
+    check: Callable[[Any], object] | None = None
+    secret: bool = False
+    default_from: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED and self.default_from is None
+
+
+SectionCheck = Callable[[Mapping[str, Any]], Iterable[tuple[str, str]]]
+"""A check across keys of one section: yields (key name, message) for each problem.
+
+It sees only the keys whose own values passed, so it must skip what is absent.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    name: str
+    help: str
+    keys: tuple[Key, ...]
+    check: SectionCheck | None = None
+
+    def key(self, name: str) -> Key:
+        for key in self.keys:
+            if key.name == name:
+                return key
+        raise KeyError(name)
+
+
+def _check_rtp_ports(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if "rtp_port_min" not in values or "rtp_port_max" not in values:
+        return  # a bad value: already reported
+    low, high = values["rtp_port_min"], values["rtp_port_max"]
+    if low % 2:
+        # RFC 3550 §11: RTP takes the even port, RTCP the odd one above it.
+        yield "rtp_port_min", f"must be even (RTP uses even ports), got {low}"
+    if high <= low:
+        yield "rtp_port_max", f"must be greater than rtp_port_min ({low}), got {high}"
+
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+SCHEMA: Final[tuple[Section, ...]] = (
+    Section(
+        "account",
+        "The SIP account this phone registers.",
+        (
+            Key("user", str, "SIP user name, e.g. 1001."),
+            Key("password", str, "SIP digest password; never printed.", secret=True),
+            Key(
+                "domain",
+                str,
+                'SIP domain: a name, IPv4 or [IPv6], with an optional port ("pbx:5060").',
+                check=parse_domain,
+            ),
+            Key(
+                "registrar",
+                str,
+                'Registrar URI, e.g. "sip:127.0.0.1:5060".',
+                check=check_sip_uri,
+            ),
+            Key("transport", str, "SIP transport.", default="udp", choices=("udp", "tcp")),
+            Key("display_name", str, "Name shown to the people you call.", default=""),
+            Key(
+                "auth_user",
+                str,
+                "User name for digest auth, when it differs from user.",
+                default_from="user",
+            ),
+            Key(
+                "register_expires",
+                int,
+                "Seconds a registration lasts before it is refreshed.",
+                default=3600,
+                bounds=(60, 86400),
+            ),
+        ),
+    ),
+    Section(
+        "sip",
+        "The phone's own SIP endpoint.",
+        (
+            Key(
+                "listen",
+                str,
+                'Local "IP:PORT" for SIP; IPv6 as "[::1]:5060".',
+                default="0.0.0.0:5060",
+                check=parse_ip_port,
+            ),
+            Key("user_agent", str, "User-Agent header value.", default=f"deskphone/{__version__}"),
+            Key(
+                "rtp_port_min",
+                int,
+                "First (even) local port for RTP.",
+                default=16384,
+                bounds=(1024, 65534),
+            ),
+            Key(
+                "rtp_port_max",
+                int,
+                "Last local port for RTP.",
+                default=16482,
+                bounds=(1025, 65535),
+            ),
+        ),
+        check=_check_rtp_ports,
+    ),
+    Section(
+        "console",
+        "The line console used by people and lab scripts.",
+        (
+            Key(
+                "listen",
+                str,
+                'Where the console listens: "tcp:IP:PORT".',
+                default="tcp:127.0.0.1:5099",
+                check=parse_console_listen,
+            ),
+        ),
+    ),
+    Section(
+        "audio",
+        "Sound in and out.",
+        (
+            Key(
+                "backend",
+                str,
+                "Audio backend: silence, WAV files, or an ALSA sound card.",
+                default="null",
+                choices=("null", "file", "alsa"),
+            ),
+            Key("input", str, 'WAV file played as the microphone (backend "file").', default=""),
+            Key("output", str, 'WAV file the far end is recorded to (backend "file").', default=""),
+            Key("device", str, 'ALSA device for both directions (backend "alsa").', default=""),
+            Key("capture_device", str, "ALSA capture device, if not device.", default=""),
+            Key("playback_device", str, "ALSA playback device, if not device.", default=""),
+            Key("tones", str, "Country whose call-progress tones to play.", default="us"),
+        ),
+    ),
+    Section(
+        "log",
+        "Logging.",
+        (Key("level", str, "Least severe level logged.", default="info", choices=LOG_LEVELS),),
+    ),
+)
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+
+
+_TYPE_NAMES: Final[Mapping[type, str]] = {str: "a string", int: "an integer", bool: "a boolean"}
+
+
+def _describe(value: object) -> str:
+    """Show a TOML value as TOML would write it (for messages)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)
+
+
+def _kind(value: object) -> str:
+    """Name a TOML value's type without showing it (for secret keys)."""
+    for typ, name in ((bool, "a boolean"), (str, "a string"), (int, "an integer")):
+        if isinstance(value, typ):
+            return name
+    if isinstance(value, float):
+        return "a float"
+    return _describe(value) if isinstance(value, dict | list) else "a date/time"
+
+
+def _has_type(value: object, typ: type) -> bool:
+    # TOML booleans are Python bools, which are ints; never let true pass as 1.
+    if typ is int and isinstance(value, bool):
+        return False
+    return isinstance(value, typ)
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {_quote(close[0])}?)" if close else ""
+
+
+def _check_value(key: Key, value: object) -> str | None:
+    """The message for a bad value, or None if it is fine."""
+    shown = _kind(value) if key.secret else _describe(value)
+    if not _has_type(value, key.value_type):
+        return f"expected {_TYPE_NAMES[key.value_type]}, got {shown}"
+    if key.choices and value not in key.choices:
+        allowed = ", ".join(_quote(c) for c in key.choices)
+        return f"must be one of {allowed}, got {shown}"
+    if key.bounds is not None:
+        low, high = key.bounds
+        assert isinstance(value, int)
+        if not low <= value <= high:
+            return f"must be between {low} and {high}, got {value}"
+    if key.check is not None:
+        try:
+            key.check(value)
+        except ValueError as exc:
+            return "invalid value" if key.secret else str(exc)
+    return None
+
+
+def _validate_section(
+    section: Section, table: Mapping[str, object]
+) -> tuple[dict[str, object], list[Problem]]:
+    values: dict[str, object] = {}
+    problems: list[Problem] = []
+    for key in section.keys:
+        dotted = f"{section.name}.{key.name}"
+        if key.name not in table:
+            if key.required:
+                problems.append(Problem(dotted, "missing (required)"))
+            elif key.default is not REQUIRED:
+                values[key.name] = key.default
+            continue
+        value = table[key.name]
+        message = _check_value(key, value)
+        if message is None:
+            values[key.name] = value
+        else:
+            problems.append(Problem(dotted, message))
+    for key in section.keys:
+        if key.default_from is not None and key.name not in values:
+            if key.name in table or key.default_from not in values:
+                continue  # bad value or bad source: already reported
+            values[key.name] = values[key.default_from]
+    known = [key.name for key in section.keys]
+    for name in table:
+        if name not in known:
+            problems.append(
+                Problem(f"{section.name}.{name}", "unknown key" + _suggest(name, known))
+            )
+    if section.check is not None:
+        for name, message in section.check(values):
+            problems.append(Problem(f"{section.name}.{name}", message))
+    return values, problems
+
+
+def validate(
+    document: Mapping[str, object], schema: Sequence[Section] = SCHEMA
+) -> tuple[dict[str, dict[str, object]], list[Problem]]:
+    """Check a parsed TOML document; return (values with defaults filled in, problems).
+
+    The values are only complete when there are no problems.
+    """
+    values: dict[str, dict[str, object]] = {}
+    problems: list[Problem] = []
+    sections = {section.name: section for section in schema}
+    for section in schema:
+        table = document.get(section.name, {})
+        if not isinstance(table, dict):
+            problems.append(Problem(section.name, f"expected a table, got {_describe(table)}"))
+            continue
+        values[section.name], found = _validate_section(section, table)
+        problems.extend(found)
+    for name, value in document.items():
+        if name in sections:
+            continue
+        if isinstance(value, dict):
+            problems.append(Problem(name, "unknown section" + _suggest(name, sections)))
+            continue
+        homes = [f"{s.name}.{name}" for s in schema if any(k.name == name for k in s.keys)]
+        hint = f" (did you mean {_quote(homes[0])}?)" if len(homes) == 1 else ""
+        problems.append(Problem(name, "unknown key outside any [section]" + hint))
+    return values, problems
+
+
+# --------------------------------------------------------------------------------------
+# The typed config. Field names and defaults mirror SCHEMA (a test keeps them in step);
+# parsed forms of address strings are computed once, here, so no caller re-parses them.
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    user: str
+    password: str = field(repr=False)
+    domain: str
+    registrar: str
+    transport: str = "udp"
+    display_name: str = ""
+    auth_user: str = ""  # empty means "same as user"; filled in on construction
+    register_expires: int = 3600
+    domain_host: str = field(init=False, repr=False, compare=False)
+    domain_port: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        host, port = parse_domain(self.domain)
+        object.__setattr__(self, "domain_host", host)
+        object.__setattr__(self, "domain_port", port)
+        if not self.auth_user:
+            object.__setattr__(self, "auth_user", self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    listen: str = "0.0.0.0:5060"
+    user_agent: str = f"deskphone/{__version__}"
+    rtp_port_min: int = 16384
+    rtp_port_max: int = 16482
+    listen_host: str = field(init=False, repr=False, compare=False)
+    listen_port: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        host, port = parse_ip_port(self.listen)
+        object.__setattr__(self, "listen_host", host)
+        object.__setattr__(self, "listen_port", port)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """``kind`` says which front end; ``host``/``port`` are its TCP address (kind "tcp")."""
+
+    listen: str = "tcp:127.0.0.1:5099"
+    kind: str = field(init=False, repr=False, compare=False)
+    address: str = field(init=False, repr=False, compare=False)
+    host: str = field(init=False, repr=False, compare=False)
+    port: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        kind, address = parse_console_listen(self.listen)
+        host, port = parse_ip_port(address)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "port", port)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioConfig:
+    backend: str = "null"
+    input: str = ""
+    output: str = ""
+    device: str = ""
+    capture_device: str = ""
+    playback_device: str = ""
+    tones: str = "us"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneConfig:
+    account: AccountConfig
+    sip: SipConfig = field(default_factory=SipConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def config_from_document(document: Mapping[str, object], source: str) -> PhoneConfig:
+    """Validate a parsed TOML document and build the config; ConfigError lists every problem."""
+    values, problems = validate(document)
+    if problems:
+        raise ConfigError(source, problems)
+    return PhoneConfig(
+        account=AccountConfig(**values["account"]),  # type: ignore[arg-type]
+        sip=SipConfig(**values["sip"]),  # type: ignore[arg-type]
+        console=ConsoleConfig(**values["console"]),  # type: ignore[arg-type]
+        audio=AudioConfig(**values["audio"]),  # type: ignore[arg-type]
+        log=LogConfig(**values["log"]),  # type: ignore[arg-type]
+    )

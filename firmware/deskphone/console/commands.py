@@ -1,0 +1,231 @@
+"""The console's command table and line protocol: pure, no sockets.
+
+Theory of operation: a front end (TCP now, serial later) cuts its byte stream into lines with
+``LineSplitter`` and hands each to ``ConsoleCommands.handle_bytes``. Every non-empty line gets
+exactly one reply, ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``, so a lab script
+can pair replies with commands by counting. Events are separate lines shaped
+``{"event": "<name>", ...}``; a script tells them apart by the key. Nothing a client sends
+and nothing a controller raises can stop the console: the worst is an error reply.
+
+Adding a command means adding a ``Command`` to a table (see ``BUILTIN_COMMANDS``) and, if it
+needs the phone, a method to ``PhoneControl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Protocol
+
+log = logging.getLogger(__name__)
+
+MAX_LINE: Final = 4096
+"""Longest command line in bytes, without its line ending; enough for any SIP URI."""
+
+
+class CommandError(Exception):
+    """The phone refused a command; ``str(e)`` is the reason the person reads."""
+
+
+class PhoneControl(Protocol):
+    """What the console needs from the phone; the phone controller implements it."""
+
+    def status(self) -> dict[str, object]:
+        """Must include "registered": bool and "call": None or a dict."""
+        ...
+
+    def dial(self, target: str) -> dict[str, object]:
+        """Place a call to a number or SIP URI; returns e.g. {"call_id": "..."}."""
+        ...
+
+    def answer(self) -> dict[str, object]: ...
+
+    def hangup(self) -> dict[str, object]: ...
+
+
+Handler = Callable[[PhoneControl, Sequence[str]], Mapping[str, object]]
+"""Runs a command: gets the controller and exactly the arguments the Command names."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One console command: what runs, the arguments it takes (by name), and its help."""
+
+    handler: Handler
+    args: tuple[str, ...]
+    help: str
+
+
+def _status(control: PhoneControl, args: Sequence[str]) -> Mapping[str, object]:
+    return control.status()
+
+
+def _dial(control: PhoneControl, args: Sequence[str]) -> Mapping[str, object]:
+    return control.dial(args[0])
+
+
+def _answer(control: PhoneControl, args: Sequence[str]) -> Mapping[str, object]:
+    return control.answer()
+
+
+def _hangup(control: PhoneControl, args: Sequence[str]) -> Mapping[str, object]:
+    return control.hangup()
+
+
+BUILTIN_COMMANDS: Final[Mapping[str, Command]] = MappingProxyType(
+    {
+        "status": Command(_status, (), "show registration and call state"),
+        "dial": Command(_dial, ("target",), "call a number (1002) or a SIP URI (sip:1002@host)"),
+        "answer": Command(_answer, (), "answer the ringing call"),
+        "hangup": Command(_hangup, (), "end, reject or cancel the call"),
+    }
+)
+"""The commands every console has; ``help`` is added by ConsoleCommands itself."""
+
+_HELP: Final = "list the commands"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _plural(count: int) -> str:
+    if count == 0:
+        return "no arguments"
+    return "1 argument" if count == 1 else f"{count} arguments"
+
+
+class ConsoleCommands:
+    """Turns command lines into replies by calling the phone through ``PhoneControl``."""
+
+    def __init__(
+        self, control: PhoneControl, table: Mapping[str, Command] = BUILTIN_COMMANDS
+    ) -> None:
+        if "help" in table:
+            raise ValueError('"help" is built in')
+        self._control = control
+        self._table: Mapping[str, Command] = MappingProxyType(
+            {**table, "help": Command(self._help, (), _HELP)}
+        )
+
+    @property
+    def table(self) -> Mapping[str, Command]:
+        return self._table
+
+    def usage(self, name: str) -> str:
+        return " ".join([name, *(f"<{arg}>" for arg in self._table[name].args)])
+
+    def handle_bytes(self, line: bytes | LineTooLong) -> dict[str, object] | None:
+        """Handle one line as it came off the wire (see LineSplitter)."""
+        if isinstance(line, LineTooLong):
+            return _error(f"line too long (limit {line.limit} bytes)")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return _error("line is not valid UTF-8")
+        return self.handle_line(text)
+
+    def handle_line(self, line: str) -> dict[str, object] | None:
+        """The reply to one command line; None for a blank line, which gets no reply."""
+        words = line.split()
+        if not words:
+            return None
+        name, args = words[0], words[1:]
+        command = self._table.get(name)
+        if command is None:
+            return _error(f'unknown command {_quote(name)} (try "help")')
+        if len(args) != len(command.args):
+            return _error(
+                f"{name}: expected {_plural(len(command.args))}, got {len(args)}"
+                f" (usage: {self.usage(name)})"
+            )
+        try:
+            reply: dict[str, object] = {"ok": True, **command.handler(self._control, args)}
+            reply["ok"] = True
+            encode_line(reply)  # a reply that cannot be sent is our bug, not the client's
+        except CommandError as exc:
+            return _error(str(exc))
+        except Exception as exc:
+            log.exception("console command %r failed", name)
+            return _error(f"internal error: {type(exc).__name__}")
+        return reply
+
+    def _help(self, control: PhoneControl, args: Sequence[str]) -> Mapping[str, object]:
+        commands = {name: f"{self.usage(name)}: {cmd.help}" for name, cmd in self._table.items()}
+        return {"commands": commands}
+
+
+def _error(message: str) -> dict[str, object]:
+    return {"ok": False, "error": message}
+
+
+def encode_line(message: Mapping[str, object]) -> bytes:
+    """One JSON object as one UTF-8 line; json escapes any newline inside strings."""
+    return (json.dumps(message, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def event_line(event: Mapping[str, object]) -> bytes:
+    """Encode an event for every client; a malformed event is the caller's bug (ValueError)."""
+    if not isinstance(event.get("event"), str):
+        raise ValueError(f'an event needs an "event" name, got {event!r}')
+    try:
+        return encode_line(event)
+    except TypeError as exc:
+        raise ValueError(f"event is not JSON: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------
+# Framing
+
+
+@dataclass(frozen=True, slots=True)
+class LineTooLong:
+    """Stands in for a line longer than ``limit`` bytes, which was dropped unread."""
+
+    limit: int
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines, never holding more than one line's limit in memory.
+
+    Lines end with "\\n" (a "\\r" before it is dropped). An overlong line is discarded as it
+    arrives and reported once, as LineTooLong, when its end comes, so the reply still
+    lands in order and the connection carries on.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._max = max_line
+        self._buffer = bytearray()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        *complete, rest = data.split(b"\n")
+        lines = [self._end_line(part) for part in complete]
+        self._append(rest)
+        return lines
+
+    def finish(self) -> list[bytes | LineTooLong]:
+        """The unterminated last line at end of stream, if any."""
+        if not self._buffer and not self._discarding:
+            return []
+        return [self._end_line(b"")]
+
+    def _append(self, part: bytes) -> None:
+        if self._discarding:
+            return
+        self._buffer += part
+        if len(self._buffer) > self._max + 1:  # + 1: room for the "\r" of "\r\n"
+            self._buffer.clear()
+            self._discarding = True
+
+    def _end_line(self, tail: bytes) -> bytes | LineTooLong:
+        if self._discarding:
+            self._discarding = False
+            return LineTooLong(self._max)
+        line = bytes(self._buffer) + tail
+        self._buffer.clear()
+        line = line.removesuffix(b"\r")
+        return LineTooLong(self._max) if len(line) > self._max else line

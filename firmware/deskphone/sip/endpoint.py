@@ -1,0 +1,973 @@
+"""The phone's SIP user agent, sans I/O (after aioquic's connection API).
+
+Theory of operation
+-------------------
+``Endpoint`` is fed whole messages with the address they came from
+(``receive``) and the time (``handle_timer``), and is told what the person
+wants (``register``, ``dial``, ``answer``, ``hangup``). It hands back bytes to
+send with their destination (``datagrams_to_send``), the next moment it wants
+to be woken (``get_timer``), and what happened (``next_event``).
+
+Inside, three layers: transactions (transaction.py) absorb retransmissions;
+the registration and the calls (the transaction users) decide what to send
+next; dialogs (dialog.py) route in-dialog requests through the proxy's
+Record-Route. A client transaction's responses reach its user through the
+callback registered with it; everything runs in the caller's thread and no
+callback does I/O.
+
+Where requests go: out-of-dialog requests to the account's domain go to the
+outbound proxy (the registrar); a SIP URI naming another IP address is called
+directly (a lab bench without a PBX). In-dialog requests follow the route set.
+Responses go back where the request came from (RFC 3261 §18.2.2, RFC 3581).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..sdp import (
+    MediaCaps,
+    NegotiatedMedia,
+    NoCommonCodec,
+    SdpError,
+    SessionDescription,
+    accept_answer,
+    make_answer,
+    make_offer,
+)
+from . import events as ev
+from .auth import Credentials, DigestClient
+from .call import Call, CallState, Direction
+from .dialog import Dialog
+from .errors import LocalProtocolError, RemoteProtocolError
+from .message import Headers, Request, Response, Via, parse_message
+from .registration import (
+    Registration,
+    RegState,
+    Rng,
+    granted_expires,
+    refresh_delay,
+    retry_delay,
+    via_nat_address,
+)
+from .transaction import (
+    TIMEOUT,
+    Addr,
+    ClientTransaction,
+    ServerTransaction,
+    Timeout,
+    TimerValues,
+    TxState,
+)
+from .uri import Address, SipUri, Uri, parse_uri, valid_host
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
+ACCEPT = "application/sdp"
+KNOWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "NOTIFY",
+                           "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "UPDATE",
+                           "PRACK"})
+SUPPORTED_EXTENSIONS = frozenset()  # option tags we implement (Require checks)
+
+REASONS = {
+    100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 404: "Not Found",
+    405: "Method Not Allowed", 408: "Request Timeout", 415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme", 420: "Bad Extension", 481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
+    501: "Not Implemented", 503: "Service Unavailable", 505: "Version Not Supported",
+    513: "Message Too Large",
+}
+END_REASONS = {
+    404: "not found", 408: "timeout", 480: "unavailable", 486: "busy", 487: "cancelled",
+    488: "not acceptable", 600: "busy", 603: "declined", 604: "not found",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    user: str
+    domain: str  # host[:port] of the account: sip:user@domain is our AoR
+    password: str = field(repr=False)
+    registrar: SipUri  # Request-URI of REGISTER
+    proxy: Addr  # where out-of-dialog requests go (the registrar, resolved)
+    local: Addr  # our address as we advertise it in Via and Contact
+    display_name: str = ""
+    auth_user: str | None = None
+    expires: int = 3600
+    user_agent: str = "deskphone"
+    timers: TimerValues = TimerValues()
+    media: MediaCaps = MediaCaps()
+    rtp_host: str | None = None  # advertised in SDP (default: local.host)
+    rtp_ports: tuple[int, int] = (16384, 16482)
+    retry_base: float = 30.0  # registration retry back-off (RFC 5626 §4.5)
+    retry_max: float = 1800.0
+    max_calls: int = 1  # a further INVITE gets 486 Busy Here
+    nat_rewrite: bool = True  # re-register with the address the registrar saw
+
+
+def _host_port(host: str, port: int | None) -> str:
+    h = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"{h}:{port}" if port else h
+
+
+class Endpoint:
+    def __init__(self, config: EndpointConfig, rng: Rng, now: float = 0.0) -> None:
+        self.config = config
+        self._rng = rng
+        self._out: list[tuple[bytes, Addr]] = []
+        self._events: deque[ev.Event] = deque()
+        self._client_tx: dict[tuple[str, str], ClientTransaction] = {}
+        self._tu: dict[tuple[str, str], Callable[[Response | Timeout, float], None]] = {}
+        self._server_tx: dict[tuple[str, str], ServerTransaction] = {}
+        self._calls: dict[str, Call] = {}
+        self._zombies: dict[str, Call] = {}  # ended locally, still closing on the wire
+        self._auth = DigestClient(
+            Credentials(config.auth_user or config.user, config.password),
+            lambda: self._hex(16))
+        dom_host, _, dom_port = config.domain.rpartition(":") if (
+            config.domain.count(":") == 1) else (config.domain, "", "")
+        self._domain_host = dom_host.lower()
+        self._domain_port = int(dom_port) if dom_port.isdigit() else None
+        self._aor = SipUri(host=self._domain_host, user=config.user, port=self._domain_port)
+        self._from_tag_reg = self._hex(10)
+        self.reg = Registration(call_id=self._hex(24) + "@deskphone",
+                                contact=self._contact_uri(config.local.host, config.local.port),
+                                expires=config.expires)
+        self._reg_creds: list[tuple[str, str]] = []
+        self._next_rtp = config.rtp_ports[0]
+        self._last_warning: str | None = None
+
+    # ---------------------------------------------------------------- I/O side
+
+    def receive(self, data: bytes, source: Addr, now: float) -> None:
+        """Feed one whole message: a UDP datagram or a frame cut from a TCP stream."""
+        try:
+            msg = parse_message(data, stream=source.reliable)
+        except RemoteProtocolError as e:
+            self._reject_unparsable(data, source, e)
+            return
+        try:
+            if isinstance(msg, Request):
+                self._on_request(msg, source, now)
+            else:
+                self._on_response(msg, source, now)
+        except RemoteProtocolError as e:
+            if isinstance(msg, Request) and msg.method != "ACK":
+                self._reply_raw(msg, source, e.status_hint, str(e))
+            self._warn(f"{'request' if isinstance(msg, Request) else 'response'} "
+                       f"dropped: {e}", source)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> ev.Event | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        times = [t for t in (tx.deadline() for tx in self._client_tx.values()) if t is not None]
+        times += [t for t in (tx.deadline() for tx in self._server_tx.values()) if t is not None]
+        if self.reg.refresh_at is not None:
+            times.append(self.reg.refresh_at)
+        if self.reg.retry_at is not None:
+            times.append(self.reg.retry_at)
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        for key, ctx in list(self._client_tx.items()):
+            d = ctx.deadline()
+            if d is not None and d <= now:
+                result = ctx.on_timer(now)
+                if result is TIMEOUT:
+                    self._deliver(key, TIMEOUT, now)
+            if ctx.terminated:
+                self._client_tx.pop(key, None)
+                self._tu.pop(key, None)
+        for key, stx in list(self._server_tx.items()):
+            d = stx.deadline()
+            if d is not None and d <= now and stx.on_timer(now) is TIMEOUT:
+                self._server_timeout(stx, now)
+            if stx.terminated:
+                self._server_tx.pop(key, None)
+        reg = self.reg
+        if reg.refresh_at is not None and reg.refresh_at <= now:
+            reg.refresh_at = None
+            self._send_register(now, reg.expires)
+        if reg.retry_at is not None and reg.retry_at <= now:
+            reg.retry_at = None
+            self._send_register(now, reg.expires)
+
+    def transport_error(self, addr: Addr, now: float) -> None:
+        """The transport could not deliver to ``addr`` (TCP refused/reset, ICMP)."""
+        for key, ctx in list(self._client_tx.items()):
+            if ctx.addr == addr and not ctx.terminated:
+                ctx.transport_error()
+                self._client_tx.pop(key, None)
+                self._deliver(key, TIMEOUT, now)
+                self._tu.pop(key, None)
+
+    # --------------------------------------------------------------- user side
+
+    @property
+    def registered(self) -> bool:
+        return self.reg.state is RegState.REGISTERED or (
+            self.reg.state is RegState.REGISTERING and self.reg.granted > 0)
+
+    @property
+    def aor(self) -> str:
+        return str(self._aor)
+
+    @property
+    def calls(self) -> list[Call]:
+        return list(self._calls.values())
+
+    def call(self, call_id: str | None = None) -> Call:
+        """The call with this id, or the only call when ``call_id`` is None."""
+        if call_id is None:
+            if not self._calls:
+                raise LocalProtocolError("no call")
+            return next(reversed(self._calls.values()))
+        try:
+            return self._calls[call_id]
+        except KeyError:
+            raise LocalProtocolError(f"no call {call_id!r}") from None
+
+    def register(self, now: float) -> None:
+        if self.reg.state in (RegState.REGISTERING, RegState.UNREGISTERING):
+            return
+        self.reg.retry_at = None
+        self._send_register(now, self.reg.expires)
+
+    def unregister(self, now: float) -> None:
+        """Remove our binding (Expires: 0); ``Unregistered`` follows."""
+        reg = self.reg
+        reg.refresh_at = reg.retry_at = None
+        if reg.state in (RegState.REGISTERED, RegState.REGISTERING) or reg.granted:
+            reg.state = RegState.UNREGISTERING
+            self._send_register(now, 0)
+        else:
+            reg.state = RegState.UNREGISTERED
+            self._events.append(ev.Unregistered("not registered"))
+
+    def dial(self, target: str, now: float) -> str:
+        """Start an outgoing call; returns its Call-ID."""
+        if len(self._calls) >= self.config.max_calls:
+            raise LocalProtocolError("already in a call")
+        uri = self.target_uri(target)
+        call_id = self._hex(24) + "@deskphone"
+        port = self._rtp_port()
+        offer = make_offer(self.config.media, self._rtp_host, port, self._session_id(),
+                           1)
+        call = Call(call_id=call_id, direction=Direction.OUTGOING, remote=Address(uri),
+                    local_tag=self._hex(10), state=CallState.DIALING, local_port=port,
+                    local_sdp=offer)
+        self._calls[call_id] = call
+        frm = self._our_address().with_param("tag", call.local_tag)
+        headers = [
+            ("Max-Forwards", "70"),
+            ("From", str(frm)),
+            ("To", f"<{uri}>"),
+            ("Call-ID", call_id),
+            ("CSeq", "1 INVITE"),
+            ("Contact", self._contact_value()),
+            ("Allow", ALLOW),
+            ("User-Agent", self.config.user_agent),
+            ("Content-Type", "application/sdp"),
+        ]
+        invite = Request("INVITE", uri, Headers(headers), bytes(offer))
+        call.invite_addr = self._next_hop_for(uri)
+        self._send_invite(call, invite, now)
+        return call_id
+
+    def answer(self, now: float, call_id: str | None = None) -> None:
+        call = self.call(call_id)
+        if call.state is not CallState.INCOMING or call.invite_tx is None:
+            raise LocalProtocolError(f"call is {call.state.value}, not ringing")
+        invite = call.invite_tx.request
+        body = bytes(call.local_sdp) if call.local_sdp is not None else b""
+        resp = self._response(invite, 200, to_tag=call.local_tag, contact=True,
+                              record_route=True,
+                              extra=[("Content-Type", "application/sdp")] if body else [],
+                              body=body)
+        call.dialog = Dialog.from_uas(invite, call.local_tag)
+        call.state = CallState.ANSWERED
+        call.invite_tx.respond(resp, now)
+
+    def hangup(self, now: float, call_id: str | None = None) -> None:
+        """End the call whatever its state: CANCEL, reject, or BYE."""
+        call = self.call(call_id)
+        st = call.state
+        if st is CallState.DIALING:
+            call.cancel_pending = True  # §9.1: CANCEL only once a 1xx came
+            self._end(call, "cancelled", None, zombie=True)
+        elif st is CallState.RINGING_OUT:
+            self._send_cancel(call, now)
+            self._end(call, "cancelled", None, zombie=True)
+        elif st is CallState.INCOMING:
+            assert call.invite_tx is not None
+            call.invite_tx.respond(
+                self._response(call.invite_tx.request, 486, to_tag=call.local_tag), now)
+            self._end(call, "rejected", 486)
+        elif st in (CallState.ANSWERED, CallState.CONNECTED):
+            self._send_bye(call, now)
+            self._end(call, "local hangup", None)
+
+    def target_uri(self, target: str) -> SipUri:
+        """What the person dialled as a URI: ``1002`` -> ``sip:1002@<domain>``."""
+        target = target.strip()
+        if not target:
+            raise LocalProtocolError("nothing to dial")
+        try:
+            if target.lower().startswith(("sip:", "sips:")):
+                return SipUri.parse(target)
+            if "@" in target:
+                return SipUri.parse("sip:" + target)
+            return SipUri.parse(f"sip:{target}@{self.config.domain}")
+        except RemoteProtocolError as e:
+            raise LocalProtocolError(f"cannot dial {target!r}: {e}") from None
+
+    # ------------------------------------------------------------ registration
+
+    def _send_register(self, now: float, expires: int,
+                       creds: list[tuple[str, str]] | None = None) -> None:
+        reg = self.reg
+        if expires > 0 and reg.state is not RegState.UNREGISTERING:
+            reg.state = RegState.REGISTERING
+        contacts = [f"<{reg.contact}>"]
+        if reg.old_contact is not None:
+            contacts.append(f"<{reg.old_contact}>;expires=0")
+        headers = [
+            ("Max-Forwards", "70"),
+            ("From", str(self._our_address().with_param("tag", self._from_tag_reg))),
+            ("To", str(self._our_address())),
+            ("Call-ID", reg.call_id),
+            ("CSeq", f"{reg.next_cseq()} REGISTER"),
+            ("Contact", ", ".join(contacts)),
+            ("Expires", str(expires)),
+            ("Allow", ALLOW),
+            ("User-Agent", self.config.user_agent),
+            *(creds or []),
+        ]
+        self._reg_creds = list(creds or [])
+        req = Request("REGISTER", self.config.registrar, Headers(headers))
+        self._start_client_tx(req, self.config.proxy, now,
+                              lambda r, t, e=expires: self._on_register_response(r, t, e))
+
+    def _on_register_response(self, resp: Response | Timeout, now: float, expires: int) -> None:
+        reg = self.reg
+        unregistering = reg.state is RegState.UNREGISTERING
+        if isinstance(resp, Timeout):
+            return self._register_failed(None, "no response from registrar", now)
+        code = resp.status
+        if code < 200:
+            return None
+        if code in (401, 407):
+            creds = self._auth.answer(
+                [(n, v) for n, v in resp.headers
+                 if n in ("WWW-Authenticate", "Proxy-Authenticate")],
+                "REGISTER", str(self.config.registrar), b"", self._reg_creds)
+            if creds is None:
+                return self._register_failed(code, "auth failed", now)
+            return self._send_register(now, expires, creds)
+        if code == 423 and not unregistering:
+            v = resp.headers.get("Min-Expires") or ""
+            if v.strip().isdigit() and int(v) > expires:
+                reg.expires = int(v)
+                return self._send_register(now, reg.expires)
+        if code >= 300:
+            return self._register_failed(code, resp.reason or str(code), now)
+        # 2xx
+        reg.failures = 0
+        reg.old_contact = None
+        if unregistering or expires == 0:
+            reg.state = RegState.UNREGISTERED
+            reg.granted = 0
+            self._events.append(ev.Unregistered("un-registered"))
+            return None
+        granted = granted_expires(resp, reg.contact, expires)
+        nat = via_nat_address(resp) if self.config.nat_rewrite else None
+        if nat is not None and not reg.nat_rewritten:
+            host, port = nat
+            if self.config.local.reliable:
+                # over TCP rport is the connection's ephemeral port: only a
+                # different IP means NAT, and we keep listening where we are
+                port = reg.contact.port or 5060
+            if (host, port) != (reg.contact.host_bare, reg.contact.port or 5060):
+                # RFC 3581: we are behind NAT; bind the address the registrar sees
+                reg.nat_rewritten = True
+                reg.old_contact = reg.contact
+                reg.contact = self._contact_uri(host, port)
+                return self._send_register(now, expires)
+        reg.state = RegState.REGISTERED
+        reg.granted = granted
+        reg.refresh_at = now + refresh_delay(granted) if granted > 0 else None
+        self._events.append(ev.Registered(self.aor, str(reg.contact), granted))
+        return None
+
+    def _register_failed(self, status: int | None, reason: str, now: float) -> None:
+        reg = self.reg
+        if reg.state is RegState.UNREGISTERING:
+            reg.state = RegState.UNREGISTERED
+            reg.granted = 0
+            self._events.append(ev.Unregistered(f"un-register failed: {reason}"))
+            return
+        reg.failures += 1
+        reg.granted = 0
+        reg.state = RegState.RETRY_WAIT
+        delay = retry_delay(reg.failures, self.config.retry_base, self.config.retry_max,
+                            self._rng)
+        reg.retry_at = now + delay
+        self._events.append(ev.RegistrationFailed(status, reason, round(delay, 1)))
+
+    # ---------------------------------------------------------- outgoing calls
+
+    def _send_invite(self, call: Call, invite: Request, now: float) -> None:
+        """Each INVITE (the first, or one retried with credentials) is a new
+        transaction: a fresh branch; kept whole, since CANCEL copies its Via."""
+        assert call.invite_addr is not None
+        headers = invite.headers.remove("Via").add("Via", self._via(), first=True)
+        invite = invite.with_headers(headers)
+        call.invite = invite
+        self._start_client_tx(invite, call.invite_addr, now,
+                              lambda r, t: self._on_invite_response(call, r, t))
+
+    def _on_invite_response(self, call: Call, resp: Response | Timeout, now: float) -> None:
+        if isinstance(resp, Timeout):
+            if call.live:
+                self._end(call, "timeout", 408)
+            return
+        code = resp.status
+        if code < 200:
+            call.got_provisional = True
+            if call.cancel_pending:
+                call.cancel_pending = False
+                self._send_cancel(call, now)
+            elif call.state is CallState.DIALING and code in (180, 183):
+                call.state = CallState.RINGING_OUT
+                self._events.append(ev.CallRinging(call.call_id, code))
+            return
+        if code < 300:
+            self._on_invite_2xx(call, resp, now)
+            return
+        if code in (401, 407) and call.live and call.invite is not None:
+            invite = call.invite
+            sent = [(n, v) for n, v in invite.headers
+                    if n in ("Authorization", "Proxy-Authorization")]
+            creds = self._auth.answer(
+                [(n, v) for n, v in resp.headers
+                 if n in ("WWW-Authenticate", "Proxy-Authenticate")],
+                "INVITE", str(invite.uri), invite.body, sent)
+            if creds is None:
+                self._end(call, "auth failed", code)
+                return
+            headers = invite.headers.remove("Authorization").remove("Proxy-Authorization")
+            headers = headers.set("CSeq", f"{invite.cseq.seq + 1} INVITE")
+            for n, v in creds:
+                headers = headers.add(n, v)
+            self._send_invite(call, invite.with_headers(headers), now)
+            return
+        if call.live:
+            self._end(call, END_REASONS.get(code, "failed"), code)
+
+    def _on_invite_2xx(self, call: Call, resp: Response, now: float) -> None:
+        to_tag = resp.to.tag or ""
+        invite = call.invite
+        assert invite is not None
+        if call.dialog is not None:
+            if call.dialog.remote_tag == to_tag and call.ack is not None:
+                assert call.ack_addr is not None
+                self._send(call.ack, call.ack_addr)  # 2xx retransmission: ACK again
+                return
+            # §13.2.2.4: a second fork answered too: ACK it, then BYE it
+            dialog = Dialog.from_uac(invite, resp)
+            self._ack_and_bye(dialog, now)
+            return
+        dialog = Dialog.from_uac(invite, resp)
+        call.dialog = dialog
+        ack, hop = dialog.new_request("ACK", self._via(), None, cseq=invite.cseq.seq)
+        call.ack = ack
+        call.ack_addr = self._addr_for_uri(hop)
+        self._send(ack, call.ack_addr)
+        if not call.live:  # hung up while it rang: too late to CANCEL, so BYE
+            self._send_bye(call, now)
+            return
+        media: NegotiatedMedia | None = None
+        try:
+            if resp.content_type != "application/sdp" or call.local_sdp is None:
+                raise SdpError("2xx to our offer carries no SDP answer")
+            answer = SessionDescription.parse(resp.body)
+            media = accept_answer(call.local_sdp, answer)
+            call.remote_sdp = answer
+        except SdpError as e:
+            self._warn(f"call {call.call_id}: bad SDP answer: {e}", str(call.ack_addr))
+            self._send_bye(call, now)
+            self._end(call, "media negotiation failed", 488)
+            return
+        call.media = media
+        call.state = CallState.CONNECTED
+        self._events.append(ev.CallConnected(call.call_id, media))
+
+    def _ack_and_bye(self, dialog: Dialog, now: float) -> None:
+        invite_seq = dialog.local_seq
+        ack, hop = dialog.new_request("ACK", self._via(), None, cseq=invite_seq)
+        addr = self._addr_for_uri(hop)
+        self._send(ack, addr)
+        bye, hop = dialog.new_request("BYE", self._via(), None)
+        self._start_client_tx(bye, self._addr_for_uri(hop), now, lambda r, t: None)
+
+    def _send_cancel(self, call: Call, now: float) -> None:
+        """§9.1: CANCEL copies the INVITE's Request-URI, Via, Call-ID, From, To, Route."""
+        invite = call.invite
+        if invite is None or call.invite_addr is None:
+            return
+        h = invite.headers
+        headers = [
+            ("Via", h.get_all("Via")[0]),
+            *(("Route", r) for r in h.get_all("Route")),
+            ("Max-Forwards", "70"),
+            ("From", h.get("From") or ""),
+            ("To", h.get("To") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq.seq} CANCEL"),
+            ("User-Agent", self.config.user_agent),
+        ]
+        cancel = Request("CANCEL", invite.uri, Headers(headers))
+        self._start_client_tx(cancel, call.invite_addr, now, lambda r, t: None)
+
+    def _send_bye(self, call: Call, now: float) -> None:
+        if call.dialog is None:
+            return
+        bye, hop = call.dialog.new_request(
+            "BYE", self._via(), None, [("User-Agent", self.config.user_agent)])
+        self._start_client_tx(bye, self._addr_for_uri(hop), now, lambda r, t: None)
+
+    # ---------------------------------------------------------------- requests
+
+    def _on_request(self, req: Request, source: Addr, now: float) -> None:
+        method = req.method
+        via = req.top_via  # validates Via; raises RemoteProtocolError -> 400
+        req = self._stamp_via(req, via, source)
+        # mandatory headers (§8.1.1); each accessor raises RemoteProtocolError
+        req.from_, req.to, req.call_id  # noqa: B018
+        cseq = req.cseq
+        if cseq.method != method:
+            raise RemoteProtocolError(f"CSeq method {cseq.method} does not match {method}")
+        branch = via.branch or ""
+        key = (branch, "INVITE" if method == "ACK" else method)
+        stx = self._server_tx.get(key)
+        if stx is not None and stx.matches(req):
+            stx.receive(req, now)
+            if method != "ACK" or stx.state is not TxState.ACCEPTED:
+                return
+        if method == "ACK":
+            self._on_ack(req, now)
+            return
+        if method not in KNOWN_METHODS:
+            self._reply(req, source, 501, now, extra=[("Allow", ALLOW)])
+            return
+        if method not in ALLOW:
+            self._reply(req, source, 405, now, extra=[("Allow", ALLOW)])
+            return
+        required = [t.strip() for v in req.headers.get_all("Require") for t in v.split(",")]
+        unsupported = [t for t in required if t and t not in SUPPORTED_EXTENSIONS]
+        if unsupported and method != "CANCEL":
+            self._reply(req, source, 420, now, extra=[("Unsupported", ", ".join(unsupported))])
+            return
+        if method == "CANCEL":
+            self._on_cancel(req, source, now)
+            return
+        to_tag = req.to.tag
+        if to_tag:
+            self._on_in_dialog(req, source, to_tag, now)
+            return
+        if method == "INVITE":
+            self._on_invite(req, source, now)
+        elif method == "OPTIONS":
+            self._reply(req, source, 200, now, extra=[
+                ("Allow", ALLOW), ("Accept", ACCEPT), ("Accept-Language", "en")])
+        elif method == "NOTIFY":
+            self._reply(req, source, 200, now)  # unsolicited MWI and the like
+        else:
+            self._reply(req, source, 481, now)
+
+    def _on_invite(self, req: Request, source: Addr, now: float) -> None:
+        call_id = req.call_id
+        from_tag = req.from_.tag or ""
+        for c in self._calls.values():
+            if c.call_id == call_id and c.invite_tx is not None and (
+                    c.invite_tx.request.from_.tag or "") == from_tag:
+                # §8.2.2.2: the same request reached us by another path
+                self._reply(req, source, 482, now)
+                return
+        if len(self._calls) >= self.config.max_calls:
+            self._reply(req, source, 486, now)
+            return
+        stx = self._new_server_tx(req, source)
+        if req.body and req.content_type != "application/sdp":
+            stx.respond(self._response(req, 415, extra=[("Accept", ACCEPT)]), now)
+            return
+        port = self._rtp_port()
+        offer: SessionDescription | None = None
+        local_sdp: SessionDescription
+        media: NegotiatedMedia | None = None
+        try:
+            if req.body:
+                offer = SessionDescription.parse(req.body)
+                local_sdp, media = make_answer(offer, self.config.media, self._rtp_host, port,
+                                               self._session_id(), 1)
+            else:  # offer in our 200, answer in the ACK (§13.2.1)
+                local_sdp = make_offer(self.config.media, self._rtp_host, port,
+                                       self._session_id(), 1)
+        except NoCommonCodec as e:
+            stx.respond(self._response(req, 488, extra=[
+                ("Warning", f'305 deskphone "{e}"')]), now)
+            self._warn(f"INVITE refused: {e}", str(source))
+            return
+        except SdpError as e:
+            stx.respond(self._response(req, 400, reason="Bad SDP", extra=[
+                ("Warning", f'399 deskphone "{e}"')]), now)
+            return
+        remote = req.from_
+        call = Call(call_id=call_id, direction=Direction.INCOMING,
+                    remote=Address(remote.uri, remote.display_name), local_tag=self._hex(10),
+                    state=CallState.INCOMING, local_port=port, local_sdp=local_sdp,
+                    remote_sdp=offer, media=media, invite_tx=stx,
+                    remote_offer_in_ack=offer is None)
+        self._calls[call_id] = call
+        stx.respond(self._response(req, 100), now)
+        stx.respond(self._response(req, 180, to_tag=call.local_tag, contact=True,
+                                   record_route=True), now)
+        self._events.append(ev.IncomingCall(call_id, str(remote.uri), remote.display_name))
+
+    def _on_cancel(self, req: Request, source: Addr, now: float) -> None:
+        branch = req.top_via.branch or ""
+        invite_tx = self._server_tx.get((branch, "INVITE"))
+        if invite_tx is None:
+            self._reply(req, source, 481, now)
+            return
+        self._reply(req, source, 200, now)
+        if invite_tx.state is TxState.PROCEEDING:
+            call = self._calls.get(invite_tx.request.call_id)
+            tag = call.local_tag if call is not None else self._hex(10)
+            invite_tx.respond(self._response(invite_tx.request, 487, to_tag=tag), now)
+            if call is not None and call.invite_tx is invite_tx:
+                self._end(call, "cancelled", 487)
+
+    def _on_ack(self, req: Request, now: float) -> None:
+        call = self._find_dialog_call(req)
+        if call is None:
+            return  # stray ACK: nothing to answer (§17.2.3)
+        tx = call.reinvite_tx or call.invite_tx
+        if tx is not None:
+            tx.acked()
+        if call.remote_offer_in_ack and req.body and call.local_sdp is not None:
+            try:
+                answer = SessionDescription.parse(req.body)
+                call.media = accept_answer(call.local_sdp, answer)
+                call.remote_sdp = answer
+            except SdpError as e:
+                self._warn(f"call {call.call_id}: bad SDP in ACK: {e}", "")
+                self._send_bye(call, now)
+                self._end(call, "media negotiation failed", 488)
+                return
+            call.remote_offer_in_ack = False
+        if call.state is CallState.ANSWERED:
+            call.state = CallState.CONNECTED
+            self._events.append(ev.CallConnected(call.call_id, call.media))
+        elif call.reinvite_tx is not None:
+            call.reinvite_tx = None
+
+    def _on_in_dialog(self, req: Request, source: Addr, to_tag: str, now: float) -> None:
+        call = self._find_dialog_call(req)
+        method = req.method
+        if call is None or call.dialog is None:
+            if method == "NOTIFY":  # MWI NOTIFY after a SUBSCRIBE of someone else's
+                self._reply(req, source, 200, now)
+            else:
+                self._reply(req, source, 481, now)
+            return
+        dialog = call.dialog
+        if not dialog.check_remote_seq(req):
+            self._reply(req, source, 500, now, reason="CSeq Out Of Order")
+            return
+        if method == "BYE":
+            self._reply(req, source, 200, now)
+            self._end(call, "remote hangup", None)
+        elif method == "INVITE":
+            self._on_reinvite(call, req, source, now)
+        elif method == "INFO":
+            self._reply(req, source, 200, now)
+            digit = _dtmf_relay(req)
+            if digit is not None:
+                self._events.append(ev.DtmfReceived(call.call_id, *digit))
+        elif method == "OPTIONS":
+            self._reply(req, source, 200, now, extra=[("Allow", ALLOW), ("Accept", ACCEPT)])
+        else:
+            self._reply(req, source, 200, now)
+
+    def _on_reinvite(self, call: Call, req: Request, source: Addr, now: float) -> None:
+        """A target refresh / hold / media change inside the call (§14.2)."""
+        assert call.dialog is not None
+        if call.reinvite_tx is not None or call.state is not CallState.CONNECTED:
+            self._reply(req, source, 491, now)
+            return
+        stx = self._new_server_tx(req, source)
+        contacts = req.contacts
+        if contacts:
+            call.dialog.remote_target = contacts[0].uri
+        version = (call.local_sdp.origin.session_version + 1) if call.local_sdp else 1
+        try:
+            if req.body:
+                offer = SessionDescription.parse(req.body)
+                local_sdp, media = make_answer(offer, self.config.media, self._rtp_host,
+                                               call.local_port, self._session_id(call),
+                                               version)
+                call.remote_sdp, call.media = offer, media
+            else:
+                local_sdp = make_offer(self.config.media, self._rtp_host, call.local_port,
+                                       self._session_id(call), version)
+                call.remote_offer_in_ack = True
+        except NoCommonCodec as e:
+            stx.respond(self._response(req, 488, to_tag=call.local_tag,
+                                       extra=[("Warning", f'305 deskphone "{e}"')]), now)
+            return
+        except SdpError as e:
+            stx.respond(self._response(req, 400, to_tag=call.local_tag, reason="Bad SDP",
+                                       extra=[("Warning", f'399 deskphone "{e}"')]), now)
+            return
+        call.local_sdp = local_sdp
+        call.reinvite_tx = stx
+        stx.respond(self._response(req, 200, to_tag=call.local_tag, contact=True,
+                                   extra=[("Content-Type", "application/sdp")],
+                                   body=bytes(local_sdp)), now)
+        self._events.append(ev.CallUpdated(call.call_id, call.media))
+
+    def _server_timeout(self, stx: ServerTransaction, now: float) -> None:
+        """Timer H/L: our final response was never ACKed (§13.3.1.4: then BYE)."""
+        call = self._calls.get(stx.request.call_id)
+        if call is None:
+            return
+        if call.invite_tx is stx and call.state is CallState.ANSWERED:
+            self._send_bye(call, now)
+            self._end(call, "no ACK", 408)
+
+    def _find_dialog_call(self, req: Request) -> Call | None:
+        call = self._calls.get(req.call_id)
+        if call is None or call.dialog is None:
+            return None
+        if (req.to.tag or "") != call.local_tag or (req.from_.tag or "") != \
+                call.dialog.remote_tag:
+            return None
+        return call
+
+    # --------------------------------------------------------------- responses
+
+    def _on_response(self, resp: Response, source: Addr, now: float) -> None:
+        via = resp.top_via
+        cseq = resp.cseq
+        key = (via.branch or "", "INVITE" if cseq.method == "ACK" else cseq.method)
+        ctx = self._client_tx.get(key)
+        if ctx is None:
+            # a 2xx retransmission after the INVITE transaction ended: ACK again
+            call = self._calls.get(resp.call_id)
+            if (cseq.method == "INVITE" and 200 <= resp.status < 300 and call is not None
+                    and call.ack is not None and call.ack_addr is not None):
+                self._send(call.ack, call.ack_addr)
+            return
+        passed = ctx.receive(resp, now)
+        if ctx.terminated:
+            self._client_tx.pop(key, None)
+        if passed is not None:
+            self._deliver(key, passed, now)
+        if ctx.terminated:
+            self._tu.pop(key, None)
+
+    def _deliver(self, key: tuple[str, str], result: Response | Timeout, now: float) -> None:
+        tu = self._tu.get(key)
+        if tu is not None:
+            tu(result, now)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _start_client_tx(self, req: Request, addr: Addr, now: float,
+                         tu: Callable[[Response | Timeout, float], None]) -> None:
+        if req.headers.get("Via") is None:
+            req = req.with_headers(req.headers.add("Via", self._via(addr), first=True))
+        branch = req.top_via.branch or ""
+        key = (branch, req.method)
+        self._tu[key] = tu
+        self._client_tx[key] = ClientTransaction(req, addr, self._send, self.config.timers, now)
+
+    def _new_server_tx(self, req: Request, source: Addr) -> ServerTransaction:
+        stx = ServerTransaction(req, source, self._send, self.config.timers)
+        self._server_tx[(req.top_via.branch or "", req.method)] = stx
+        return stx
+
+    def _reply(self, req: Request, source: Addr, code: int, now: float, *,
+               reason: str | None = None, extra: list[tuple[str, str]] | None = None) -> None:
+        """A final response in a server transaction of its own."""
+        stx = self._new_server_tx(req, source)
+        stx.respond(self._response(req, code, reason=reason, extra=extra,
+                                   to_tag=None if code == 100 else self._hex(10)), now)
+
+    def _response(self, req: Request, code: int, *, reason: str | None = None,
+                  to_tag: str | None = None, contact: bool = False,
+                  record_route: bool = False, extra: list[tuple[str, str]] | None = None,
+                  body: bytes = b"") -> Response:
+        """§8.2.6.2: copy Via, From, To (adding our tag), Call-ID, CSeq."""
+        h = req.headers
+        to = h.get("To") or ""
+        if to_tag and code > 100 and ";tag=" not in to.lower().replace(" ", ""):
+            to = f"{to};tag={to_tag}"
+        items: list[tuple[str, str]] = [("Via", v) for v in h.get_all("Via")]
+        if record_route:
+            items += [("Record-Route", v) for v in h.get_all("Record-Route")]
+        items += [("From", h.get("From") or ""), ("To", to),
+                  ("Call-ID", h.get("Call-ID") or ""), ("CSeq", h.get("CSeq") or "")]
+        if contact:
+            items.append(("Contact", self._contact_value()))
+        items.append(("Server", self.config.user_agent))
+        items += extra or []
+        return Response(code, reason or REASONS.get(code, "Unknown"), Headers(items), body)
+
+    def _reply_raw(self, req: Request, source: Addr, code: int, why: str) -> None:
+        """Answer a request whose headers did not parse: copy them as they are."""
+        h = req.headers
+        needed = [h.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")]
+        if any(v is None for v in needed):
+            return
+        items = [("Via", v) for v in h.get_all("Via")]
+        to = h.get("To") or ""
+        if ";tag=" not in to:
+            to += ";tag=" + self._hex(10)
+        items += [("From", h.get("From") or ""), ("To", to),
+                  ("Call-ID", h.get("Call-ID") or ""), ("CSeq", h.get("CSeq") or ""),
+                  ("Server", self.config.user_agent),
+                  ("Warning", f'399 deskphone "{_warning_text(why)}"')]
+        resp = Response(code, REASONS.get(code, "Bad Request"), Headers(items))
+        self._send(resp, source)
+
+    def _reject_unparsable(self, data: bytes, source: Addr, err: RemoteProtocolError) -> None:
+        """A request we cannot parse gets 400 if enough of it can be read to answer."""
+        self._warn(f"unparsable message dropped: {err}", str(source))
+        text = data[:4096].decode("utf-8", "replace").replace("\r\n", "\n")
+        first, _, rest = text.lstrip("\n").partition("\n")
+        if first.startswith("SIP/") or first.startswith("ACK ") or not first:
+            return  # a response or an ACK: never answered
+        raw: list[tuple[str, str]] = []
+        for line in rest.split("\n\n", 1)[0].split("\n"):
+            name, colon, value = line.partition(":")
+            if colon and name.strip():
+                raw.append((name.strip(), value.strip()))
+        h = Headers(raw)
+        if any(h.get(n) is None for n in ("Via", "From", "To", "Call-ID", "CSeq")):
+            return
+        req = Request("UNKNOWN", SipUri(host="invalid"), h)
+        self._reply_raw(req, source, err.status_hint, str(err))
+
+    def _stamp_via(self, req: Request, via: Via, source: Addr) -> Request:
+        """§18.2.1 + RFC 3581: note where the request really came from."""
+        new = via
+        if via.host.strip("[]") != source.host:
+            new = new.with_param("received", source.host)
+        if via.param("rport") == "":
+            new = new.with_param("rport", str(source.port))
+        if new is via:
+            return req
+        return req.with_headers(req.headers.replace_first("Via", str(new)))
+
+    def _send(self, msg: Request | Response, addr: Addr) -> None:
+        self._out.append((bytes(msg), addr))
+
+    def _via(self, addr: Addr | None = None) -> str:
+        local = self.config.local
+        return (f"SIP/2.0/{local.transport.upper()} {_host_port(local.host, local.port)}"
+                f";branch=z9hG4bK{self._hex(16)};rport")
+
+    def _contact_uri(self, host: str, port: int) -> SipUri:
+        params: tuple[tuple[str, str | None], ...] = ()
+        if self.config.local.transport != "udp":
+            params = (("transport", self.config.local.transport),)
+        h = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return SipUri(host=h, user=self.config.user, port=port, params=params)
+
+    def _contact_value(self) -> str:
+        return f"<{self.reg.contact}>"
+
+    def _our_address(self) -> Address:
+        return Address(self._aor, self.config.display_name or None)
+
+    def _next_hop_for(self, uri: SipUri) -> Addr:
+        """Our domain goes through the proxy; another IP address is called directly."""
+        if uri.host == self._domain_host and (uri.port or None) in (self._domain_port, None):
+            return self.config.proxy
+        if _is_ip(uri.host_bare):
+            return self._addr_for_uri(uri)
+        return self.config.proxy
+
+    def _addr_for_uri(self, uri: Uri) -> Addr:
+        if not isinstance(uri, SipUri) or not _is_ip(uri.host_bare):
+            return self.config.proxy
+        transport = uri.param("transport")
+        t = transport.lower() if transport else self.config.local.transport
+        return Addr(t, uri.host_bare, uri.port or 5060)
+
+    def _end(self, call: Call, reason: str, status: int | None, *,
+             zombie: bool = False) -> None:
+        if not call.live:
+            return
+        call.state = CallState.ENDED
+        self._calls.pop(call.call_id, None)
+        if zombie:
+            self._zombies[call.call_id] = call
+        self._events.append(ev.CallEnded(call.call_id, reason, status))
+
+    def _rtp_port(self) -> int:
+        lo, hi = self.config.rtp_ports
+        port = self._next_rtp
+        self._next_rtp = port + 2 if port + 2 <= hi else lo
+        return port
+
+    @property
+    def _rtp_host(self) -> str:
+        return self.config.rtp_host or self.config.local.host
+
+    def _session_id(self, call: Call | None = None) -> int:
+        if call is not None and call.local_sdp is not None:
+            return call.local_sdp.origin.session_id
+        return self._rng.getrandbits(31)
+
+    def _hex(self, n: int) -> str:
+        return format(self._rng.getrandbits(n * 4), f"0{n}x")
+
+    def _warn(self, text: str, source: str | Addr) -> None:
+        self._events.append(ev.ProtocolWarning(text, str(source)))
+
+
+def _is_ip(host: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.]+", host)) and valid_host(host) or ":" in host
+
+
+def _warning_text(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")[:200]
+
+
+def _dtmf_relay(req: Request) -> tuple[str, int] | None:
+    """application/dtmf-relay INFO bodies: ``Signal=5`` / ``Duration=160``."""
+    if req.content_type != "application/dtmf-relay":
+        return None
+    fields = {}
+    for line in req.body.decode("utf-8", "replace").splitlines():
+        k, _, v = line.partition("=")
+        fields[k.strip().lower()] = v.strip()
+    signal = fields.get("signal")
+    if not signal:
+        return None
+    dur = fields.get("duration", "0")
+    return signal, int(dur) if dur.isdigit() else 0
+
+
+__all__ = ["Endpoint", "EndpointConfig", "Addr", "TimerValues", "parse_uri"]

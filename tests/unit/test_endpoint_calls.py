@@ -1,0 +1,224 @@
+"""Calls between two sans-I/O endpoints over a fake link (no sockets, fake clock)."""
+
+from __future__ import annotations
+
+import pytest
+from sipfakes import EndpointPair
+
+from deskphone.sdp import PCMA, PCMU, MediaCaps
+from deskphone.sip import events as ev
+from deskphone.sip.call import CallState
+from deskphone.sip.errors import LocalProtocolError
+from deskphone.sip.message import Request, Response
+
+
+def test_call_answer_and_hang_up_from_the_caller() -> None:
+    p = EndpointPair()
+    call_id = p.call_b()
+    assert [type(e) for e in p.b.events] == [ev.IncomingCall]
+    incoming = p.b.of(ev.IncomingCall)[0]
+    assert incoming.remote_uri == "sip:1001@127.0.0.1"
+    assert p.a.of(ev.CallRinging) == [ev.CallRinging(call_id, 180)]
+    assert [m.status for m in p.a.received if isinstance(m, Response)] == [100, 180]
+
+    p.b.ep.answer(p.now)
+    p.pump()
+    a_conn = p.a.of(ev.CallConnected)[0]
+    b_conn = p.b.of(ev.CallConnected)[0]
+    assert a_conn.media is not None and b_conn.media is not None
+    assert a_conn.media.codec.encoding == b_conn.media.codec.encoding == "PCMU"
+    # each side sends RTP to the port the other put in its SDP
+    assert a_conn.media.remote_port == b_conn.media.local_port
+    assert b_conn.media.remote_port == a_conn.media.local_port
+    assert p.b.ep.call().state is CallState.CONNECTED
+
+    p.a.ep.hangup(p.now)
+    p.pump()
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "local hangup", None)]
+    assert p.b.of(ev.CallEnded) == [ev.CallEnded(call_id, "remote hangup", None)]
+    assert [m.status for m in p.a.received if isinstance(m, Response)][-1] == 200
+    assert p.a.ep.calls == [] and p.b.ep.calls == []
+
+
+def test_callee_hangs_up_with_bye_in_the_dialog() -> None:
+    p = EndpointPair()
+    call_id = p.connect()
+    p.b.ep.hangup(p.now)
+    p.pump()
+    bye = p.a.requests("BYE")[0]
+    # §12.2.1.1: the BYE goes to the caller's Contact, tags swapped, CSeq new
+    assert str(bye.uri) == "sip:1001@127.0.0.1:5060"
+    assert bye.from_.tag == p.b.ep.calls[0].local_tag if p.b.ep.calls else True
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "remote hangup", None)]
+
+
+def test_second_call_gets_486_busy_here() -> None:
+    p = EndpointPair()
+    p.connect()
+    c = EndpointPair(seed=7)  # a third phone calls our B
+    c.b = p.b
+    c.a.ep.dial("sip:1002@127.0.0.2", c.now)
+    c.pump()
+    ended = c.a.of(ev.CallEnded)
+    assert ended and ended[0].status == 486 and ended[0].reason == "busy"
+    # the 486 was ACKed inside the transaction and B's first call still stands
+    assert [m.method for m in c.b.received if isinstance(m, Request)][-1] == "ACK"
+    assert p.b.ep.call().state is CallState.CONNECTED
+
+
+def test_cancel_while_ringing() -> None:
+    p = EndpointPair()
+    call_id = p.call_b()
+    p.a.ep.hangup(p.now)
+    p.pump()
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "cancelled", None)]
+    assert p.b.of(ev.CallEnded) == [ev.CallEnded(call_id, "cancelled", 487)]
+    # CANCEL answered 200, INVITE answered 487 and ACKed
+    assert p.a.responses(200) and p.a.responses(487)
+    assert [m.method for m in p.b.received if isinstance(m, Request)] == [
+        "INVITE", "CANCEL", "ACK"]
+    cancel = p.b.requests("CANCEL")[0]
+    invite = p.b.requests("INVITE")[0]
+    assert cancel.top_via.branch == invite.top_via.branch  # §9.1
+    assert cancel.cseq.seq == invite.cseq.seq
+
+
+def test_hangup_before_any_provisional_sends_cancel_once_one_arrives() -> None:
+    p = EndpointPair()
+    # the far end's responses are lost for now
+    p.drop = lambda m, side: side is p.b
+    call_id = p.a.ep.dial("sip:1002@127.0.0.2", p.now)
+    p.pump()
+    p.a.ep.hangup(p.now)
+    p.pump()
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "cancelled", None)]
+    assert p.b.requests("CANCEL") == []  # §9.1: no CANCEL before a 1xx
+    p.drop = lambda m, side: False
+    p.advance(0.6)  # Timer A: INVITE retransmitted; B re-sends its 180
+    assert len(p.b.requests("CANCEL")) == 1
+    assert p.b.of(ev.CallEnded)[0].status == 487
+
+
+def test_lost_200_is_retransmitted_until_acked() -> None:
+    p = EndpointPair()
+    p.call_b()
+    dropped: list[Response] = []
+
+    def drop(m: object, side: object) -> bool:
+        if isinstance(m, Response) and m.status == 200 and not dropped:
+            dropped.append(m)
+            return True
+        return False
+
+    p.drop = drop
+    p.b.ep.answer(p.now)
+    p.pump()
+    assert p.a.of(ev.CallConnected) == []
+    p.advance(0.6)  # B re-sends its 2xx after T1
+    assert len(p.a.of(ev.CallConnected)) == 1
+    assert len(p.b.of(ev.CallConnected)) == 1
+    acks = len(p.b.requests("ACK"))
+    p.advance(10)  # ACK seen: no more 2xx retransmissions
+    assert len(p.b.requests("ACK")) == acks
+    assert sum(1 for s, m in p.wire if isinstance(m, Response) and m.status == 200) == 2
+
+
+def test_lost_ack_makes_the_callee_resend_200_and_the_caller_ack_again() -> None:
+    p = EndpointPair()
+    p.call_b()
+    lost: list[Request] = []
+
+    def drop(m: object, side: object) -> bool:
+        if isinstance(m, Request) and m.method == "ACK" and not lost:
+            lost.append(m)
+            return True
+        return False
+
+    p.drop = drop
+    p.b.ep.answer(p.now)
+    p.pump()
+    assert len(p.a.of(ev.CallConnected)) == 1 and p.b.of(ev.CallConnected) == []
+    p.advance(0.6)
+    assert len(p.b.of(ev.CallConnected)) == 1
+    assert bytes(p.b.requests("ACK")[0]) == bytes(lost[0])  # the same ACK again
+
+
+def test_no_ack_at_all_ends_the_call_with_bye() -> None:
+    p = EndpointPair()
+    call_id = p.call_b()
+    p.drop = lambda m, side: isinstance(m, Request) and m.method == "ACK"
+    p.b.ep.answer(p.now)
+    p.pump()
+    p.advance(40)  # 64*T1 without ACK: §13.3.1.4
+    assert ev.CallEnded(call_id, "no ACK", 408) in p.b.events
+    assert p.a.requests("BYE")
+
+
+def test_no_common_codec_is_refused_with_488() -> None:
+    p = EndpointPair(a_kw={"media": MediaCaps(codecs=(PCMA,), telephone_event=False)},
+                     b_kw={"media": MediaCaps(codecs=(PCMU,))})
+    call_id = p.call_b()
+    assert p.b.events == [p.b.events[0]] and isinstance(p.b.events[0], ev.ProtocolWarning)
+    resp = p.a.responses(488)[0]
+    assert "no common codec" in (resp.headers.get("Warning") or "")
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "not acceptable", 488)]
+
+
+def test_callee_rejects_with_486() -> None:
+    p = EndpointPair()
+    call_id = p.call_b()
+    p.b.ep.hangup(p.now)
+    p.pump()
+    assert p.b.of(ev.CallEnded) == [ev.CallEnded(call_id, "rejected", 486)]
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "busy", 486)]
+
+
+def test_invite_retransmission_is_absorbed_by_the_server_transaction() -> None:
+    p = EndpointPair()
+    p.drop = lambda m, side: side is p.b and isinstance(m, Response) and m.status == 100
+    p.call_b()
+    p.drop = lambda m, side: False
+    invite = p.b.requests("INVITE")[0]
+    p.b.ep.receive(bytes(invite), p.a.addr, p.now)
+    p.pump()
+    assert len(p.b.of(ev.IncomingCall)) == 1  # not a second call
+
+
+def test_answer_when_nothing_rings_is_a_local_error() -> None:
+    p = EndpointPair()
+    with pytest.raises(LocalProtocolError, match="no call"):
+        p.b.ep.answer(p.now)
+    p.connect()
+    with pytest.raises(LocalProtocolError, match="call is connected, not ringing"):
+        p.b.ep.answer(p.now)
+
+
+def test_dial_targets() -> None:
+    p = EndpointPair()
+    ep = p.a.ep
+    assert str(ep.target_uri("1002")) == "sip:1002@127.0.0.1"
+    assert str(ep.target_uri("1002@10.0.0.5:5070")) == "sip:1002@10.0.0.5:5070"
+    assert str(ep.target_uri("sip:2000@127.0.0.1:5072")) == "sip:2000@127.0.0.1:5072"
+    with pytest.raises(LocalProtocolError, match="nothing to dial"):
+        ep.target_uri("  ")
+    with pytest.raises(LocalProtocolError, match="cannot dial 'sip:@@'"):
+        ep.target_uri("sip:@@")
+
+
+def test_late_offer_invite_gets_our_offer_in_200_and_answer_in_ack() -> None:
+    p = EndpointPair()
+    call_id = p.a.ep.dial("sip:1002@127.0.0.2", p.now)
+    # rewrite A's INVITE into one with no body (an offerless INVITE)
+    out = p.a.ep.datagrams_to_send(p.now)
+    from deskphone.sip.message import parse_message
+
+    inv = parse_message(out[0][0])
+    assert isinstance(inv, Request)
+    bare = Request("INVITE", inv.uri, inv.headers.remove("Content-Type"), b"")
+    p.b.ep.receive(bytes(bare), p.a.addr, p.now)
+    p.b.ep.answer(p.now)
+    sent = p.b.ep.datagrams_to_send(p.now)
+    ok = parse_message(sent[-1][0])
+    assert isinstance(ok, Response) and ok.status == 200
+    assert b"m=audio" in ok.body
+    del call_id

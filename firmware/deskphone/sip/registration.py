@@ -70,7 +70,7 @@ def refresh_delay(expires: int) -> float:
 
 def retry_delay(failures: int, base: float, cap: float, rng: Rng) -> float:
     """RFC 5626 §4.5: min(cap, base * 2^n) scaled by a random 50-100 %."""
-    upper = min(cap, base * (2 ** max(0, failures - 1)))
+    upper = min(cap, base * 2.0 ** max(0, failures - 1))
     return upper * (0.5 + 0.5 * rng.random())
 
 

@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open firmware for a SIP desk phone. Without Pi hardware it runs "
                     "headless: drive it through its line console.")
     p.add_argument("--version", action="version", version=f"deskphone {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", help="what to do")
     run = sub.add_parser(
         "run", help="run the phone in the foreground until SIGINT/SIGTERM",
         description="Run the phone in the foreground: register, take and make calls, "

@@ -58,6 +58,10 @@ class MediaCaps:
     telephone_event: bool = True
     ptime: int = DEFAULT_PTIME
 
+    def __post_init__(self) -> None:
+        if not _audio_codecs_of(self.codecs):
+            raise ValueError("MediaCaps needs at least one audio codec")
+
     def supports(self, codec: Codec) -> bool:
         return any(codec.matches(ours) for ours in self.codecs)
 
@@ -185,7 +189,7 @@ def make_answer(
         remote_address=offer.media_address(m) or OLD_HOLD_ADDRESS,
         remote_port=0,
         local_port=0,
-        codec=common[0] if common else caps.codecs[0],
+        codec=common[0] if common else _audio_codecs_of(caps.codecs)[0],
         telephone_event_pt=None,
         ptime=caps.ptime,
         direction=Direction.INACTIVE,
@@ -266,7 +270,15 @@ def _describe(m: MediaDescription, fmt: str) -> str:
 
 def _audio_codecs(m: MediaDescription) -> list[Codec]:
     """The codecs proper: telephone-event alone is no call."""
-    return [c for c in m.codecs if not c.is_telephone_event]
+    return _audio_codecs_of(m.codecs)
+
+
+def _audio_codecs_of(codecs: tuple[Codec, ...]) -> list[Codec]:
+    return [c for c in codecs if not c.is_telephone_event]
+
+
+def _offered(codec: Codec, m: MediaDescription) -> bool:
+    return any(codec.matches(offered) for offered in m.codecs)
 
 
 def _telephone_event(m: MediaDescription, codec: Codec) -> Codec | None:
@@ -335,26 +347,29 @@ def _accept_audio(
     address = answer.media_address(theirs)
     if address is None:
         raise SdpError(f"answer m= line {index} has no c= line")
-    chosen = _audio_codecs(theirs)
-    if not chosen:
+    # §6.1: the answer may add formats we did not offer; we send the first
+    # one we did offer, with the answer's payload type.
+    answered_codecs = _audio_codecs(theirs)
+    codec = next((c for c in answered_codecs if _offered(c, ours)), None)
+    if codec is None:
+        sent = ", ".join(str(c) for c in _audio_codecs(ours))
+        got = ", ".join(_describe(theirs, fmt) for fmt in theirs.formats)
         raise SdpError(
-            f"answer m= line {index} has no codec: {' '.join(theirs.formats) or 'no formats'}"
+            f"answer m= line {index} has no codec from the offer: offered {sent}; "
+            f"answered {got or 'nothing'}"
         )
-    # §6.1: we send the first format of the answer, with the answer's payload type.
-    codec = chosen[0]
-    if not any(codec.matches(offered) for offered in ours.codecs):
-        raise SdpError(f"answer chose {codec}, which was not in the offer")
     event: Codec | None = None
     if any(c.is_telephone_event for c in ours.codecs):
         event = _telephone_event(theirs, codec)
 
-    offered = offer.media_direction(ours)
-    answered = answer.media_direction(theirs)
+    wanted = offer.media_direction(ours)
+    granted = answer.media_direction(theirs)
     if address == OLD_HOLD_ADDRESS:
-        answered = Direction.from_flags(send=answered.sends, recv=False)
+        granted = Direction.from_flags(send=granted.sends, recv=False)
+    # What we offered to do, and they agreed to the other half of.
     direction = Direction.from_flags(
-        send=offered.sends and answered.receives,
-        recv=offered.receives and answered.sends,
+        send=wanted.sends and granted.receives,
+        recv=wanted.receives and granted.sends,
     )
     # The ptime they want to receive, else the one we asked for.
     ptime = theirs.ptime or ours.ptime or DEFAULT_PTIME

@@ -308,9 +308,8 @@ class SessionDescription:
             raise SdpError("SDP has no v= line")
         starts = [i for i, (_, kind, _) in enumerate(lines) if kind == "m"]
         session_lines = lines[: starts[0]] if starts else lines
-        bounds = pairwise([*starts, len(lines)])
-        media = tuple(_parse_media(lines[a:b]) for a, b in bounds)
-        return _parse_session(session_lines, media)
+        media_sections = [lines[a:b] for a, b in pairwise([*starts, len(lines)])]
+        return _parse_session(session_lines, media_sections)
 
     # -- serialise ----------------------------------------------------------
 
@@ -442,7 +441,7 @@ def _parse_connection(number: int, value: str) -> Connection:
     return Connection(*fields)
 
 
-def _parse_session(lines: list[_Parsed], media: tuple[MediaDescription, ...]) -> SessionDescription:
+def _parse_session(lines: list[_Parsed], media_sections: list[list[_Parsed]]) -> SessionDescription:
     number, _, value = lines[0]
     version = _parse_version(number, value)
     origin: Origin | None = None
@@ -476,6 +475,7 @@ def _parse_session(lines: list[_Parsed], media: tuple[MediaDescription, ...]) ->
                 attributes.append((name, attr_value))
         else:
             extras.append((kind, value))
+    media = tuple(_parse_media(section) for section in media_sections)  # errors in line order
     if origin is None:
         raise SdpError("SDP has no o= line")
     return SessionDescription(

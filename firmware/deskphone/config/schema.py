@@ -69,8 +69,12 @@ class ConfigError(Exception):
 
 
 def _quote(text: str) -> str:
-    """Quote a string the way TOML writes it, so messages show exactly what was typed."""
-    return json.dumps(text, ensure_ascii=False)
+    """Quote a string the way TOML writes it, so messages show exactly what was typed.
+
+    Unprintable characters (NEL, LINE SEPARATOR...) are escaped too: an error
+    message must stay one line per problem."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in quoted)
 
 
 def _is_ip(host: str, version: int) -> bool:

@@ -400,23 +400,28 @@ class ReceiveStats:
 
     def update(self, packet: RtpPacket, arrival: float) -> Arrival:
         """Account for one received packet; ``arrival`` in timestamp units."""
-        if packet.ssrc != self.ssrc:
+        return self.update_fields(packet.sequence_number, packet.timestamp, packet.ssrc,
+                                  arrival)
+
+    def update_fields(self, seq: int, timestamp: int, ssrc: int, arrival: float) -> Arrival:
+        """``update`` from the header fields alone (the media thread's fast path)."""
+        if ssrc != self.ssrc:
             if self.ssrc is not None:
                 self.ssrc_changes += 1
                 self._reset()
-            self.ssrc = packet.ssrc
+            self.ssrc = ssrc
             # A.1: a new source starts on probation, as if the previous packet were seq - 1
-            self._init_seq(packet.sequence_number)
-            self.max_seq = seq_add(packet.sequence_number, -1)
+            self._init_seq(seq)
+            self.max_seq = seq_add(seq, -1)
             self.probation = MIN_SEQUENTIAL
-            self._update_seq(packet.sequence_number)
-            self._update_jitter(packet.timestamp, arrival)
+            self._update_seq(seq)
+            self._update_jitter(timestamp, arrival)
             return Arrival.NEW_SOURCE
-        result = self._update_seq(packet.sequence_number)
+        result = self._update_seq(seq)
         if result is Arrival.RESTART:
             self._prev_arrival = None  # the timestamps restarted too; don't count the step
         if result is not Arrival.JUMP:
-            self._update_jitter(packet.timestamp, arrival)
+            self._update_jitter(timestamp, arrival)
         return result
 
     def _update_seq(self, seq: int) -> Arrival:

@@ -156,7 +156,9 @@ class Phone:
         """Run until SIGINT/SIGTERM, then un-register and stop."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
+            # NotImplementedError: no signals here (Windows); RuntimeError: not the main
+            # thread (a test runs the phone in one): request_stop() is the way out then
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
         await self.start()
         await self._stop.wait()

@@ -6,6 +6,13 @@
                  "-key", "caller", "1001", "-d", "1000")   # SIPp's target: kamailio.domain
         phone.wait_event("CALL_CLOSED")
 
+The phone itself (tests/integration/phone.py) comes from the `phone` factory:
+
+    def test_dial(kamailio, phone):
+        p = phone("1001", transport="tcp")       # `deskphone run`, registered at Kamailio
+        p.console.command("dial 1002")
+        p.console.wait_event("ringing")
+
 Every test in this directory is marked `peers` (select with -m peers / -m "not peers").
 A missing peer (binary or ../shared/peers) skips the test, or fails it when CI=true.
 Runtime files (logs, traces, pidfiles) are in the test's tmp_path/peers; a failed test
@@ -28,6 +35,7 @@ from peers import (
     in_ci,
     missing_peers,
 )
+from phone import PhoneError, PhoneProcess, PhoneSettings, PhoneThread, registrar_paused
 
 _HERE = Path(__file__).resolve().parent
 _UNSET: Any = object()
@@ -150,3 +158,70 @@ def baresip(
         ua.stop(timeout=0)  # the test's Kamailio goes too: no need to unregister
         if failed:
             print(f"--- {ua.log_path} (tail) ---\n{ua.log_tail(40)}")
+
+
+@pytest.fixture
+def phone(
+    request: pytest.FixtureRequest, peers_run: Path, port_allocator: PortAllocator,
+    kamailio: Kamailio,
+) -> Iterator[Callable[..., PhoneProcess | PhoneThread]]:
+    """Factory: phone(user="1001", transport="udp", password=None, expires=3600, ...).
+
+    Starts the phone (`deskphone run` in a subprocess) registered at this test's Kamailio and
+    returns it with `.console` connected; `registered=True` also waits for the registration.
+    Kamailio is paused while the phone starts (registrar_paused), so the console client sees
+    every event from the first REGISTER on. `start=False` returns it unstarted;
+    `time_scale=N` runs it in this process instead, its clock N times faster (PhoneThread).
+    At teardown every phone still running gets SIGTERM and must exit 0; a failed test prints
+    the tail of each phone's debug log.
+    """
+    started: list[PhoneProcess | PhoneThread] = []
+
+    def start(
+        user: str = "1001", *, transport: str = "udp", password: str | None = None,
+        expires: int = 3600, registered: bool = True, start: bool = True,
+        time_scale: float | None = None, name: str | None = None,
+    ) -> PhoneProcess | PhoneThread:
+        label = name or f"phone-{user}-{len(started) + 1}"
+        for attempt in range(3):
+            settings = PhoneSettings.allocate(
+                port_allocator, user=user, password=password, domain=kamailio.domain,
+                transport=transport, expires=expires)
+            ua: PhoneProcess | PhoneThread
+            if time_scale is not None:
+                ua = PhoneThread(peers_run, settings, time_scale=time_scale, name=label)
+            else:
+                ua = PhoneProcess(peers_run, settings, name=label)
+            if not start:
+                started.append(ua)
+                return ua
+            try:
+                with registrar_paused(kamailio):
+                    ua.start()
+                    # answered: the phone's loop has taken this client in (the connect
+                    # alone is the kernel's doing), so it gets the registration's events
+                    ua.console.status()
+            except PhoneError:
+                ua.stop()
+                # a port found free, then taken by a process outside this run: again
+                if "in use" in ua.describe() and attempt < 2:
+                    continue
+                print(ua.describe())
+                raise
+            started.append(ua)
+            if registered:
+                ua.wait_registered()
+            return ua
+        raise AssertionError("unreachable")
+
+    yield start
+    failed = _failed(request)
+    bad = []
+    for ua in started:
+        rc = ua.stop()
+        if rc != 0:
+            bad.append(f"{ua.name} exited {rc}")
+        if failed or rc != 0:
+            print(ua.describe())
+    if bad and not failed:
+        pytest.fail("; ".join(bad), pytrace=False)

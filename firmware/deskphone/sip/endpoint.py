@@ -245,7 +245,11 @@ class Endpoint:
         """Remove our binding (Expires: 0); ``Unregistered`` follows."""
         reg = self.reg
         reg.refresh_at = reg.retry_at = None
-        if reg.state in (RegState.REGISTERED, RegState.REGISTERING) or reg.granted:
+        if reg.state is RegState.REGISTERING:
+            # §10.2: one REGISTER at a time. The one in flight carries on with Expires: 0
+            # once its final response is in (see _on_register_response).
+            reg.state = RegState.UNREGISTERING
+        elif reg.state is RegState.REGISTERED or reg.granted:
             reg.state = RegState.UNREGISTERING
             self._send_register(now, 0)
         else:
@@ -301,7 +305,10 @@ class Endpoint:
         call = self.call(call_id)
         st = call.state
         if st is CallState.DIALING:
-            call.cancel_pending = True  # §9.1: CANCEL only once a 1xx came
+            if call.got_provisional:  # a 100 Trying is enough for a CANCEL
+                self._send_cancel(call, now)
+            else:
+                call.cancel_pending = True  # §9.1: CANCEL only once a 1xx came
             self._end(call, "cancelled", None, zombie=True)
         elif st is CallState.RINGING_OUT:
             self._send_cancel(call, now)
@@ -364,6 +371,12 @@ class Endpoint:
         code = resp.status
         if code < 200:
             return None
+        if unregistering and expires > 0:
+            # the REGISTER that was in flight when unregister() came: whatever it did,
+            # remove the binding now (answering its challenge, if that is what came)
+            expires = 0
+            if code not in (401, 407):
+                return self._send_register(now, 0)
         if code in (401, 407):
             creds = self._auth.answer(
                 [(n, v) for n, v in resp.headers
@@ -431,6 +444,7 @@ class Endpoint:
         headers = invite.headers.remove("Via").add("Via", self._via(), first=True)
         invite = invite.with_headers(headers)
         call.invite = invite
+        call.got_provisional = False  # of this transaction, the one a CANCEL would name
         self._start_client_tx(invite, call.invite_addr, now,
                               lambda r, t: self._on_invite_response(call, r, t))
 

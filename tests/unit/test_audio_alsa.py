@@ -50,8 +50,7 @@ def test_alsa_capture_and_playback_through_file_pcms(tmp_path: Path) -> None:
     got = np.load(tmp_path / "got.npy")
     assert len(got) == 60 * 160
     assert np.array_equal(got[:8000], mic)  # the file, sample for sample
-    # past the file's end capture goes on (alsa-lib's file plugin hands back a
-    # partly uninitialised period first, then silence): no error, no short frame
-    assert not got[9000:].any()
+    # past the file's end capture goes on without an error or a short frame (what
+    # alsa-lib's file plugin returns there is undefined: old buffer contents)
     played = np.frombuffer((tmp_path / "out.raw").read_bytes(), "<i2")
     assert np.array_equal(played, mic)  # 50 frames = the first second, written through

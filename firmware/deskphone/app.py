@@ -20,12 +20,17 @@ from typing import Any
 
 from . import __version__
 from .config import PhoneConfig
-from .console import CommandError, ConsoleCommands, ConsoleServer
+from .console import BUILTIN_COMMANDS, CALL_COMMANDS, CommandError, ConsoleCommands, ConsoleServer
+from .media.audio import AudioBackend, open_backend
+from .media.engine import MediaOptions, MediaSession, TonePlayer
+from .media.tones import get_tone
+from .sdp import NegotiatedMedia
 from .sip import events as ev
 from .sip.endpoint import Endpoint, EndpointConfig
 from .sip.errors import LocalProtocolError
 from .sip.transaction import Addr
 from .sip.uri import SipUri
+from .transport.rtp import RtpPortPool
 from .transport.sip import SipTransport, local_address_towards
 
 log = logging.getLogger("deskphone")
@@ -112,6 +117,13 @@ class Phone:
         self._timer: asyncio.TimerHandle | None = None
         self._unregistered = asyncio.Event()
         self._stop = asyncio.Event()
+        # media: one sound device for the phone's life, a socket pair per call port
+        self.audio: AudioBackend | None = None
+        self.rtp: RtpPortPool | None = None
+        self.sessions: dict[str, MediaSession] = {}  # call_id -> the call's media thread
+        self._port_calls: dict[int, str] = {}  # RTP port -> call_id
+        self._tone: TonePlayer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def now(self) -> float:
         """The endpoint's clock: monotonic seconds, ``time_scale`` times faster."""
@@ -137,14 +149,22 @@ class Phone:
         local_host = listen_host
         if listen_host in ("0.0.0.0", "::"):
             local_host = local_address_towards(reg_ip, reg_port)
+        self._loop = asyncio.get_running_loop()
+        a = cfg.audio
+        self.audio = open_backend(a.backend, input=a.input, output=a.output, device=a.device,
+                                  capture_device=a.capture_device,
+                                  playback_device=a.playback_device)
+        # RTP binds where SIP listens; SDP advertises local_host (the address we
+        # reach the registrar from, when SIP listens on every interface)
+        self.rtp = RtpPortPool(listen_host, cfg.sip.rtp_port_min, cfg.sip.rtp_port_max)
         self.endpoint = Endpoint(
             endpoint_config(cfg, local_host, self.transport.port, proxy), self._rng,
-            self.now())
+            self.now(), ports=_Ports(self))
         # the console listens before the first REGISTER goes out (a client that
         # connects at start-up sees the ``registered`` event)
         if cfg.console.kind == "tcp":
-            self.console = ConsoleServer(ConsoleCommands(_Control(self)), cfg.console.host,
-                                         cfg.console.port)
+            commands = ConsoleCommands(_Control(self), {**BUILTIN_COMMANDS, **CALL_COMMANDS})
+            self.console = ConsoleServer(commands, cfg.console.host, cfg.console.port)
             await self.console.start()
             log.info("console listening on tcp:%s:%d", cfg.console.host, self.console.port)
         log.info("SIP on %s %s:%d as %s, registrar %s", transport, local_host,
@@ -180,6 +200,13 @@ class Phone:
                 await asyncio.wait_for(self._unregistered.wait(), unregister_timeout)
         if self._timer is not None:
             self._timer.cancel()
+        self._stop_tone()
+        for call_id in list(self.sessions):
+            self._stop_media(call_id)
+        if self.rtp is not None:
+            self.rtp.close()
+        if self.audio is not None:
+            self.audio.close()
         if self.console is not None:
             await self.console.close()
         if self.transport is not None:
@@ -229,10 +256,105 @@ class Phone:
             return
         if isinstance(event, ev.Unregistered):
             self._unregistered.set()
+        elif isinstance(event, ev.CallRinging):
+            self._play_tone("ringback")
+        elif isinstance(event, ev.CallConnected | ev.CallUpdated):
+            self._stop_tone()
+            self._start_media(event.call_id, event.media)
+        elif isinstance(event, ev.CallEnded):
+            self._stop_tone()
+            self._stop_media(event.call_id)
+            if event.reason == "busy":
+                self._play_tone("busy", 3.0)
+            elif event.status is not None and event.status >= 400 and event.reason not in (
+                    "cancelled", "rejected"):
+                self._play_tone("congestion", 3.0)
         line = event_to_console(event)
         log.info("event %s", line)
         if line is not None and self.console is not None:
             self.console.broadcast(line)
+
+
+    # ----------------------------------------------------------------- media
+
+    def _start_media(self, call_id: str, media: NegotiatedMedia | None) -> None:
+        if media is None or self.audio is None or self.rtp is None:
+            return
+        session = self.sessions.get(call_id)
+        if session is not None:
+            session.update(media)
+            return
+        if not media.active:
+            return
+        try:
+            rtp_sock, rtcp_sock = self.rtp.sockets(media.local_port)
+        except KeyError:
+            log.error("call %s: RTP port %d is not held", call_id, media.local_port)
+            return
+        loop = self._loop
+        assert loop is not None
+
+        def on_media_event(e: dict[str, Any]) -> None:  # runs in the media thread
+            loop.call_soon_threadsafe(self._on_media_event, call_id, e)
+
+        session = MediaSession(media, rtp_sock, self.audio, rng=random.Random(),
+                               rtcp_sock=None if media.rtcp_mux else rtcp_sock,
+                               options=MediaOptions(cname=f"{self.cfg.account.user}@deskphone"),
+                               on_event=on_media_event)
+        self.sessions[call_id] = session
+        self._port_calls[media.local_port] = call_id
+        session.start()
+
+    def _stop_media(self, call_id: str) -> None:
+        session = self.sessions.pop(call_id, None)
+        if session is not None:
+            session.stop()
+            log.info("call %s media: %s", call_id, session.stats())
+
+    def _release_port(self, port: int) -> None:
+        """The SIP core is done with ``port``: stop the media using it, free the pair."""
+        call_id = self._port_calls.pop(port, None)
+        if call_id is not None:
+            self._stop_media(call_id)
+        if self.rtp is not None:
+            self.rtp.release(port)
+
+    def _on_media_event(self, call_id: str, e: dict[str, Any]) -> None:
+        e = {**e, "call_id": call_id}
+        log.info("media event %s", e)
+        if self.console is not None:
+            self.console.broadcast(e)
+
+    def _play_tone(self, name: str, seconds: float | None = None) -> None:
+        if self.audio is None:
+            return
+        self._stop_tone()
+        try:
+            spec = get_tone(self.cfg.audio.tones, name)
+        except KeyError as e:
+            log.warning("no %s tone: %s", name, e)
+            return
+        self._tone = TonePlayer(self.audio, spec, seconds)
+        self._tone.start()
+
+    def _stop_tone(self) -> None:
+        if self._tone is not None:
+            self._tone.stop()
+            self._tone = None
+
+
+class _Ports:
+    """The endpoint's PortSource: the app's pool, which binds what it hands out."""
+
+    def __init__(self, phone: Phone) -> None:
+        self.phone = phone
+
+    def allocate(self) -> int:
+        assert self.phone.rtp is not None
+        return self.phone.rtp.allocate()
+
+    def release(self, port: int) -> None:
+        self.phone._release_port(port)
 
 
 class _Control:
@@ -265,6 +387,60 @@ class _Control:
         finally:
             self.phone._pump()
         return {"call_id": call_id, "to": str(ep.call(call_id).remote.uri)}
+
+    def stats(self) -> dict[str, object]:
+        ep = self._ep()
+        calls = ep.calls
+        session = self.phone.sessions.get(calls[-1].call_id) if calls else None
+        if session is None:
+            raise CommandError("no call with media")
+        return {"call_id": calls[-1].call_id, **session.stats()}
+
+    def dtmf(self, digits: str) -> dict[str, object]:
+        bad = [d for d in digits if d.upper() not in "0123456789*#ABCD"]
+        if bad or not digits:
+            raise CommandError(f"not DTMF digits: {digits!r} (use 0-9 * # A-D)")
+        ep = self._ep()
+        try:
+            call = ep.call()
+            session = self.phone.sessions.get(call.call_id)
+            if session is not None and call.media is not None and \
+                    call.media.telephone_event_pt is not None:
+                session.send_dtmf(digits.upper())
+                how = "rfc4733"
+            else:  # the far end takes no telephone-events: SIP INFO, one per digit
+                for d in digits.upper():
+                    ep.send_info(self.phone.now(), "application/dtmf-relay",
+                                 f"Signal={d}\r\nDuration=160\r\n".encode(), call.call_id)
+                how = "info"
+        except LocalProtocolError as e:
+            raise CommandError(str(e)) from None
+        finally:
+            self.phone._pump()
+        return {"call_id": call.call_id, "digits": digits.upper(), "method": how}
+
+    def hold(self, on: bool) -> dict[str, object]:
+        ep = self._ep()
+        try:
+            call = ep.call()
+            ep.hold(self.phone.now(), on, call.call_id)
+        except LocalProtocolError as e:
+            raise CommandError(str(e)) from None
+        finally:
+            self.phone._pump()
+        return {"call_id": call.call_id, "hold": on}
+
+    def mute(self, on: bool) -> dict[str, object]:
+        ep = self._ep()
+        try:
+            call = ep.call()
+        except LocalProtocolError as e:
+            raise CommandError(str(e)) from None
+        session = self.phone.sessions.get(call.call_id)
+        if session is None:
+            raise CommandError("no call with media")
+        session.mute(on)
+        return {"call_id": call.call_id, "muted": on}
 
     def answer(self) -> dict[str, object]:
         return self._act("answer")

@@ -488,3 +488,75 @@ def test_broadcast_with_no_clients_and_bad_events() -> None:
             server.broadcast({"ok": True})
 
     run(serving(body))
+
+
+class _MediaPhone:
+    """A controller with the in-call commands, recording what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def status(self) -> dict[str, object]:
+        return {"registered": True, "call": None}
+
+    def dial(self, target: str) -> dict[str, object]:
+        return {}
+
+    def answer(self) -> dict[str, object]:
+        return {}
+
+    def hangup(self) -> dict[str, object]:
+        return {}
+
+    def stats(self) -> dict[str, object]:
+        self.calls.append(("stats", None))
+        return {"codec": "PCMU"}
+
+    def dtmf(self, digits: str) -> dict[str, object]:
+        self.calls.append(("dtmf", digits))
+        return {"digits": digits}
+
+    def hold(self, on: bool) -> dict[str, object]:
+        self.calls.append(("hold", on))
+        return {"hold": on}
+
+    def mute(self, on: bool) -> dict[str, object]:
+        self.calls.append(("mute", on))
+        return {"muted": on}
+
+
+def test_in_call_commands_reach_the_controller() -> None:
+    from deskphone.console import BUILTIN_COMMANDS, CALL_COMMANDS
+
+    phone = _MediaPhone()
+    cmds = ConsoleCommands(phone, {**BUILTIN_COMMANDS, **CALL_COMMANDS})
+    assert cmds.handle_line("stats") == {"ok": True, "codec": "PCMU"}
+    assert cmds.handle_line("dtmf 12#") == {"ok": True, "digits": "12#"}
+    assert cmds.handle_line("hold") == {"ok": True, "hold": True}
+    assert cmds.handle_line("resume") == {"ok": True, "hold": False}
+    assert cmds.handle_line("mute") == {"ok": True, "muted": True}
+    assert cmds.handle_line("unmute") == {"ok": True, "muted": False}
+    assert phone.calls == [("stats", None), ("dtmf", "12#"), ("hold", True), ("hold", False),
+                           ("mute", True), ("mute", False)]
+    assert cmds.handle_line("dtmf") == {
+        "ok": False, "error": "dtmf: expected 1 argument, got 0 (usage: dtmf <digits>)"}
+
+
+def test_in_call_commands_on_a_phone_without_media() -> None:
+    from deskphone.console import BUILTIN_COMMANDS, CALL_COMMANDS
+
+    class Plain:
+        def status(self) -> dict[str, object]:
+            return {"registered": False, "call": None}
+
+        def dial(self, target: str) -> dict[str, object]:
+            return {}
+
+        def answer(self) -> dict[str, object]:
+            return {}
+
+        def hangup(self) -> dict[str, object]:
+            return {}
+
+    cmds = ConsoleCommands(Plain(), {**BUILTIN_COMMANDS, **CALL_COMMANDS})
+    assert cmds.handle_line("stats") == {"ok": False, "error": "this phone has no media path"}

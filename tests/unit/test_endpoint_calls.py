@@ -222,3 +222,68 @@ def test_late_offer_invite_gets_our_offer_in_200_and_answer_in_ack() -> None:
     assert isinstance(ok, Response) and ok.status == 200
     assert b"m=audio" in ok.body
     del call_id
+
+
+def test_hold_and_resume_with_re_invite() -> None:
+    p = EndpointPair()
+    call_id = p.connect()
+    p.a.ep.hold(p.now, True)
+    p.pump()
+    reinvite = p.b.requests("INVITE")[-1]
+    assert reinvite.to.tag and b"a=sendonly" in reinvite.body
+    assert reinvite.cseq.seq == p.b.requests("INVITE")[0].cseq.seq + 1
+    # B answers recvonly; both sides report the new media
+    a_upd = p.a.of(ev.CallUpdated)[-1]
+    b_upd = p.b.of(ev.CallUpdated)[-1]
+    assert a_upd.call_id == b_upd.call_id == call_id
+    assert a_upd.media is not None and a_upd.media.direction.value == "sendonly"
+    assert b_upd.media is not None and b_upd.media.direction.value == "recvonly"
+    assert p.b.requests("ACK")[-1].cseq.seq == reinvite.cseq.seq
+    p.a.ep.hold(p.now, False)
+    p.pump()
+    media = p.a.of(ev.CallUpdated)[-1].media
+    assert media is not None and media.direction.value == "sendrecv"
+    # both sides of the call are still there afterwards
+    p.b.ep.hangup(p.now)
+    p.pump()
+    assert p.a.of(ev.CallEnded)[-1].reason == "remote hangup"
+
+
+def test_re_invite_glare_gets_491() -> None:
+    p = EndpointPair()
+    p.connect()
+    p.drop = lambda m, side: True  # both re-INVITEs cross on the wire
+    p.a.ep.hold(p.now, True)
+    p.b.ep.hold(p.now, True)
+    p.pump()
+    p.drop = lambda m, side: False
+    p.advance(0.6)  # retransmissions get through now, each into the other's pending one
+    assert p.a.responses(491) and p.b.responses(491)
+
+
+def test_hold_needs_a_connected_call() -> None:
+    p = EndpointPair()
+    p.call_b()
+    with pytest.raises(LocalProtocolError, match="call is ringing, not connected"):
+        p.a.ep.hold(p.now, True)
+
+
+def test_info_dtmf_reaches_the_far_end_as_an_event() -> None:
+    p = EndpointPair()
+    call_id = p.connect()
+    p.a.ep.send_info(p.now, "application/dtmf-relay", b"Signal=7\r\nDuration=160\r\n")
+    p.pump()
+    assert p.b.of(ev.DtmfReceived) == [ev.DtmfReceived(call_id, "7", 160)]
+    assert p.a.responses(200)
+
+
+def test_in_dialog_options_ping_and_a_gone_far_end() -> None:
+    p = EndpointPair()
+    call_id = p.connect()
+    p.a.ep.ping(p.now)
+    p.pump()
+    assert p.b.requests("OPTIONS") and p.a.of(ev.CallEnded) == []
+    p.drop = lambda m, side: True  # the far end vanished
+    p.a.ep.ping(p.now)
+    p.advance(40)
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "far end gone", 408)]

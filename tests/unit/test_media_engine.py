@@ -234,3 +234,30 @@ def test_rtcp_reports_give_a_round_trip_time() -> None:
         assert a.session is not None and b.session is not None
         rtts = [a.session.stats()["rtt_ms"], b.session.stats()["rtt_ms"]]
     assert all(r is not None and 0 <= r < 100 for r in rtts), rtts
+
+
+def test_the_other_g711_law_is_played_too() -> None:
+    """SIPp's pcap player sends PCMA into a call that negotiated PCMU first; both
+    were in the SDP, so the phone must play it (baresip does too)."""
+    clock = ScaledClock(SPEED)
+    b = Side(tone(440, 3), clock)
+    peer = udp_socket()
+    from deskphone.media.g711 import alaw_encode
+
+    session = b.open(media(b.sock, peer.getsockname()[1], PCMU), clock, 2)
+    session.start()
+    pcm = tone(600, 2)
+    try:
+        for i in range(0, len(pcm), 160):
+            pkt = struct.pack("!BBHII", 0x80, 8, i // 160, i, 0xA1A1) + alaw_encode(pcm[i:i + 160])
+            peer.sendto(pkt, ("127.0.0.1", b.port))
+            clock.sleep(0.02)
+        run_for(0.3)
+        s = session.stats()
+    finally:
+        session.stop()
+        peer.close()
+        b.sock.close()
+    assert s["rx_packets"] == 100 and s["rx_invalid"] == 0
+    heard = b.audio.output()
+    assert dominant_hz(heard[heard != 0][:12000]) == pytest.approx(600, abs=5)

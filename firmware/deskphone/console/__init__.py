@@ -2,7 +2,9 @@
 
 from deskphone.console.commands import (
     BUILTIN_COMMANDS,
+    CALL_COMMANDS,
     MAX_LINE,
+    CallControl,
     Command,
     CommandError,
     ConsoleCommands,
@@ -16,7 +18,9 @@ from deskphone.console.server import ConsoleServer
 
 __all__ = [
     "BUILTIN_COMMANDS",
+    "CALL_COMMANDS",
     "MAX_LINE",
+    "CallControl",
     "Command",
     "CommandError",
     "ConsoleCommands",

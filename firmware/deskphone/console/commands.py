@@ -85,6 +85,40 @@ BUILTIN_COMMANDS: Final[Mapping[str, Command]] = MappingProxyType(
 )
 """The commands every console has; ``help`` is added by ConsoleCommands itself."""
 
+
+
+class CallControl(PhoneControl, Protocol):
+    """What the in-call commands need: a phone with a media path."""
+
+    def stats(self) -> dict[str, object]: ...
+
+    def dtmf(self, digits: str) -> dict[str, object]: ...
+
+    def hold(self, on: bool) -> dict[str, object]: ...
+
+    def mute(self, on: bool) -> dict[str, object]: ...
+
+
+def _call(control: PhoneControl) -> CallControl:
+    if not all(hasattr(control, m) for m in ("stats", "dtmf", "hold", "mute")):
+        raise CommandError("this phone has no media path")
+    return control  # type: ignore[return-value]
+
+
+CALL_COMMANDS: Final[Mapping[str, Command]] = MappingProxyType(
+    {
+        "stats": Command(lambda c, a: _call(c).stats(), (),
+                         "RTP statistics of the call (codec, packets, loss, jitter, RTT)"),
+        "dtmf": Command(lambda c, a: _call(c).dtmf(a[0]), ("digits",),
+                        "send DTMF digits (0-9 * # A-D) in the call"),
+        "hold": Command(lambda c, a: _call(c).hold(True), (), "put the call on hold"),
+        "resume": Command(lambda c, a: _call(c).hold(False), (), "take the call off hold"),
+        "mute": Command(lambda c, a: _call(c).mute(True), (), "stop sending the microphone"),
+        "unmute": Command(lambda c, a: _call(c).mute(False), (), "send the microphone again"),
+    }
+)
+"""In-call commands of a phone with a media path (added to the builtin table)."""
+
 _HELP: Final = "list the commands"
 
 

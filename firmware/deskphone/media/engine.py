@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 
 RATE = 8000
 _HEADER = struct.Struct("!BBHII")
+# G.711's A-law <-> µ-law conversion (the G.711 tables' effect: decode, re-encode),
+# so a peer that sends the other law than it negotiated (SIPp's pcap player does;
+# both are in our SDP, so RFC 3264 lets it) still plays.
+_ALL = bytes(range(256))
+_A_TO_U = CODECS["PCMU"].encode(CODECS["PCMA"].decode(_ALL))
+_U_TO_A = CODECS["PCMA"].encode(CODECS["PCMU"].decode(_ALL))
 FRAME = 160  # samples per loop turn: 20 ms
 
 
@@ -146,6 +152,9 @@ class MediaSession:
         self._codec: Codec = codec
         self._pt = media.codec.payload_type
         self._dtmf_pt = media.telephone_event_pt
+        # static G.711 payload types we take besides our own codec, translated to it
+        other = 8 if codec.name == "PCMU" else 0
+        self._translate = {other: _A_TO_U if codec.name == "PCMU" else _U_TO_A}
         self._ptime_samples = max(80, min(480, media.ptime * 8))
         self._remote = (media.remote_address, media.remote_port)
         self._rtcp_remote = (media.remote_address,
@@ -238,6 +247,13 @@ class MediaSession:
                             rx.update_fields(seq, ts, ssrc, arrival_ts)
                             jb.put(seq, ts, ssrc, marker, bytes(data[HEADER_SIZE:]), now)
                             continue
+                        table = self._translate.get(pt)
+                        if table is not None:
+                            n["rx"] += 1
+                            rx.update_fields(seq, ts, ssrc, arrival_ts)
+                            jb.put(seq, ts, ssrc, marker,
+                                   bytes(data[HEADER_SIZE:]).translate(table), now)
+                            continue
                     try:
                         pkt = RtpPacket.parse(bytes(data))
                     except ValueError:
@@ -250,13 +266,17 @@ class MediaSession:
                                             "duration_ms": digit.duration_ms})
                         rx.update(pkt, arrival_ts)
                         continue
+                    payload = pkt.payload
                     if pkt.payload_type != self._pt:
-                        n["rx_bad"] += 1
-                        continue
+                        table = self._translate.get(pkt.payload_type)
+                        if table is None:
+                            n["rx_bad"] += 1
+                            continue
+                        payload = payload.translate(table)
                     n["rx"] += 1
                     rx.update(pkt, arrival_ts)
                     jb.put(pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.marker,
-                           pkt.payload, now)
+                           payload, now)
                 if self._rtcp_sock is not None:
                     self._drain_rtcp(rtcp)
 
@@ -398,3 +418,40 @@ class MediaSession:
         if rtcp.bye_received and not was_bye:
             self._on_event({"event": "rtcp_bye"})
 
+
+
+class TonePlayer:
+    """Plays a call-progress tone on the sound device while no call has media
+    (ringback while the far end rings, busy after a 486), paced by the device."""
+
+    def __init__(self, audio: AudioBackend, spec: ToneSpec, seconds: float | None = None) -> None:
+        self._audio = audio
+        self._gen = ToneGenerator(spec, RATE)
+        self._frames = None if seconds is None else int(seconds * RATE / FRAME)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tone", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        self._audio.start()
+        try:
+            n = 0
+            while not self._stop.is_set() and (self._frames is None or n < self._frames):
+                self._audio.read()
+                self._audio.write(self._gen.read(FRAME))
+                n += 1
+        except Exception:
+            log.exception("tone player failed")
+        finally:
+            self._audio.stop()

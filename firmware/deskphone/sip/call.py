@@ -47,7 +47,9 @@ class Call:
     got_provisional: bool = False
     # incoming side
     invite_tx: ServerTransaction | None = None
-    reinvite_tx: ServerTransaction | None = None
+    reinvite_tx: ServerTransaction | None = None  # the far end's re-INVITE we answer
+    reinvite_out: Request | None = None  # our own re-INVITE in flight
+    reinvite_offer: SessionDescription | None = None
     remote_offer_in_ack: bool = False
     timers: dict[str, float] = field(default_factory=dict)
 

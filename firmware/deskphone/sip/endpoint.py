@@ -27,7 +27,9 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from ..sdp import Direction as SdpDirection
 from ..sdp import (
     MediaCaps,
     NegotiatedMedia,
@@ -108,14 +110,38 @@ class EndpointConfig:
     nat_rewrite: bool = True  # re-register with the address the registrar saw
 
 
+class PortSource(Protocol):
+    """Where RTP ports come from. The app's pool binds a socket pair per port, so a
+    port we put in SDP is one we hold; the default here only cycles the range."""
+
+    def allocate(self) -> int: ...
+
+    def release(self, port: int) -> None: ...
+
+
+class PortCycle:
+    def __init__(self, lo: int, hi: int) -> None:
+        self._lo, self._hi, self._next = lo, hi, lo
+
+    def allocate(self) -> int:
+        port = self._next
+        self._next = port + 2 if port + 2 <= self._hi else self._lo
+        return port
+
+    def release(self, port: int) -> None:
+        pass
+
+
 def _host_port(host: str, port: int | None) -> str:
     h = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"{h}:{port}" if port else h
 
 
 class Endpoint:
-    def __init__(self, config: EndpointConfig, rng: Rng, now: float = 0.0) -> None:
+    def __init__(self, config: EndpointConfig, rng: Rng, now: float = 0.0,
+                 ports: PortSource | None = None) -> None:
         self.config = config
+        self._ports = ports or PortCycle(*config.rtp_ports)
         self._rng = rng
         self._out: list[tuple[bytes, Addr]] = []
         self._events: deque[ev.Event] = deque()
@@ -123,7 +149,6 @@ class Endpoint:
         self._tu: dict[tuple[str, str], Callable[[Response | Timeout, float], None]] = {}
         self._server_tx: dict[tuple[str, str], ServerTransaction] = {}
         self._calls: dict[str, Call] = {}
-        self._zombies: dict[str, Call] = {}  # ended locally, still closing on the wire
         self._auth = DigestClient(
             Credentials(config.auth_user or config.user, config.password),
             lambda: self._hex(16))
@@ -137,7 +162,6 @@ class Endpoint:
                                 contact=self._contact_uri(config.local.host, config.local.port),
                                 expires=config.expires)
         self._reg_creds: list[tuple[str, str]] = []
-        self._next_rtp = config.rtp_ports[0]
         self._last_warning: str | None = None
 
     # ---------------------------------------------------------------- I/O side
@@ -309,10 +333,10 @@ class Endpoint:
                 self._send_cancel(call, now)
             else:
                 call.cancel_pending = True  # §9.1: CANCEL only once a 1xx came
-            self._end(call, "cancelled", None, zombie=True)
+            self._end(call, "cancelled", None)
         elif st is CallState.RINGING_OUT:
             self._send_cancel(call, now)
-            self._end(call, "cancelled", None, zombie=True)
+            self._end(call, "cancelled", None)
         elif st is CallState.INCOMING:
             assert call.invite_tx is not None
             call.invite_tx.respond(
@@ -552,11 +576,99 @@ class Endpoint:
         self._start_client_tx(cancel, call.invite_addr, now, lambda r, t: None)
 
     def _send_bye(self, call: Call, now: float) -> None:
+        self._in_dialog(call, "BYE", now)
+
+    def _in_dialog(self, call: Call, method: str, now: float,
+                   extra: list[tuple[str, str]] | None = None, body: bytes = b"",
+                   tu: Callable[[Response | Timeout, float], None] | None = None,
+                   contact: bool = False) -> Request | None:
+        """A request inside the call's dialog, routed by its route set (§12.2.1)."""
         if call.dialog is None:
+            return None
+        req, hop = call.dialog.new_request(
+            method, self._via(), self._contact_value() if contact else None,
+            [("User-Agent", self.config.user_agent), *(extra or [])], body)
+        self._start_client_tx(req, self._addr_for_uri(hop), now, tu or (lambda r, t: None))
+        return req
+
+    # ---------------------------------------------------- in-call requests we send
+
+    def hold(self, now: float, on: bool = True, call_id: str | None = None) -> None:
+        """Put the call on hold (re-INVITE, a=sendonly) or take it off (RFC 3264 §8.4)."""
+        call = self.call(call_id)
+        if call.state is not CallState.CONNECTED or call.dialog is None:
+            raise LocalProtocolError(f"call is {call.state.value}, not connected")
+        if call.reinvite_out is not None or call.reinvite_tx is not None:
+            raise LocalProtocolError("a re-INVITE is already in progress")
+        version = call.local_sdp.origin.session_version + 1 if call.local_sdp else 2
+        offer = make_offer(self.config.media, self._rtp_host, call.local_port,
+                           self._session_id(call), version,
+                           direction=SdpDirection.SENDONLY if on else SdpDirection.SENDRECV)
+        req = self._in_dialog(call, "INVITE", now, [("Allow", ALLOW),
+                                                    ("Content-Type", "application/sdp")],
+                              bytes(offer),
+                              lambda r, t: self._on_reinvite_response(call, r, t), contact=True)
+        call.reinvite_out = req
+        call.reinvite_offer = offer
+
+    def _on_reinvite_response(self, call: Call, resp: Response | Timeout, now: float) -> None:
+        req, offer = call.reinvite_out, call.reinvite_offer
+        if isinstance(resp, Timeout) or req is None or offer is None:
+            call.reinvite_out = call.reinvite_offer = None
+            if isinstance(resp, Timeout) and call.live:
+                # §14.1: a re-INVITE that times out ends the dialog
+                self._send_bye(call, now)
+                self._end(call, "timeout", 408)
             return
-        bye, hop = call.dialog.new_request(
-            "BYE", self._via(), None, [("User-Agent", self.config.user_agent)])
-        self._start_client_tx(bye, self._addr_for_uri(hop), now, lambda r, t: None)
+        if resp.status < 200:
+            return
+        call.reinvite_out = call.reinvite_offer = None
+        if resp.status >= 300:
+            if resp.status in (408, 481) and call.live:  # §14.1
+                self._send_bye(call, now)
+                self._end(call, END_REASONS.get(resp.status, "failed"), resp.status)
+            else:
+                self._warn(f"call {call.call_id}: re-INVITE refused: {resp.status} "
+                           f"{resp.reason}", "")
+            return
+        assert call.dialog is not None
+        ack, hop = call.dialog.new_request("ACK", self._via(), None, cseq=req.cseq.seq)
+        self._send(ack, self._addr_for_uri(hop))
+        contacts = resp.contacts
+        if contacts:
+            call.dialog.remote_target = contacts[0].uri
+        try:
+            answer = SessionDescription.parse(resp.body)
+            call.media = accept_answer(offer, answer)
+        except SdpError as e:
+            self._warn(f"call {call.call_id}: bad SDP in re-INVITE answer: {e}", "")
+            return
+        call.local_sdp, call.remote_sdp = offer, answer
+        self._events.append(ev.CallUpdated(call.call_id, call.media))
+
+    def send_info(self, now: float, content_type: str, body: bytes,
+                  call_id: str | None = None) -> None:
+        """An INFO in the call, e.g. DTMF as application/dtmf-relay when the far end
+        did not take RFC 4733 telephone-events."""
+        call = self.call(call_id)
+        if call.state is not CallState.CONNECTED:
+            raise LocalProtocolError(f"call is {call.state.value}, not connected")
+        self._in_dialog(call, "INFO", now, [("Content-Type", content_type)], body)
+
+    def ping(self, now: float, call_id: str | None = None) -> None:
+        """OPTIONS inside the call: is the far end still there? (RFC 3261 §11)."""
+        call = self.call(call_id)
+        if call.state is not CallState.CONNECTED:
+            raise LocalProtocolError(f"call is {call.state.value}, not connected")
+
+        def tu(resp: Response | Timeout, t: float) -> None:
+            gone = isinstance(resp, Timeout) or resp.status in (408, 481)
+            if gone and call.live:
+                self._send_bye(call, t)
+                self._end(call, "far end gone", 408 if isinstance(resp, Timeout)
+                          else resp.status)
+
+        self._in_dialog(call, "OPTIONS", now, [("Accept", ACCEPT)], tu=tu)
 
     # ---------------------------------------------------------------- requests
 
@@ -566,9 +678,7 @@ class Endpoint:
         req = self._stamp_via(req, via, source)
         # mandatory headers (§8.1.1); each accessor raises RemoteProtocolError
         req.from_, req.to, req.call_id  # noqa: B018
-        cseq = req.cseq
-        if cseq.method != method:
-            raise RemoteProtocolError(f"CSeq method {cseq.method} does not match {method}")
+        req.cseq  # noqa: B018 (also checks that its method is the request's)
         branch = via.branch or ""
         key = (branch, "INVITE" if method == "ACK" else method)
         stx = self._server_tx.get(key)
@@ -636,13 +746,15 @@ class Endpoint:
                 local_sdp = make_offer(self.config.media, self._rtp_host, port,
                                        self._session_id(), 1)
         except NoCommonCodec as e:
+            self._ports.release(port)
             stx.respond(self._response(req, 488, extra=[
-                ("Warning", f'305 deskphone "{e}"')]), now)
+                ("Warning", f'305 deskphone "{_warning_text(str(e))}"')]), now)
             self._warn(f"INVITE refused: {e}", str(source))
             return
         except SdpError as e:
+            self._ports.release(port)
             stx.respond(self._response(req, 400, reason="Bad SDP", extra=[
-                ("Warning", f'399 deskphone "{e}"')]), now)
+                ("Warning", f'399 deskphone "{_warning_text(str(e))}"')]), now)
             return
         remote = req.from_
         call = Call(call_id=call_id, direction=Direction.INCOMING,
@@ -725,8 +837,9 @@ class Endpoint:
     def _on_reinvite(self, call: Call, req: Request, source: Addr, now: float) -> None:
         """A target refresh / hold / media change inside the call (§14.2)."""
         assert call.dialog is not None
-        if call.reinvite_tx is not None or call.state is not CallState.CONNECTED:
-            self._reply(req, source, 491, now)
+        if (call.reinvite_tx is not None or call.reinvite_out is not None
+                or call.state is not CallState.CONNECTED):
+            self._reply(req, source, 491, now)  # §14.2: glare, or too early
             return
         stx = self._new_server_tx(req, source)
         contacts = req.contacts
@@ -929,21 +1042,18 @@ class Endpoint:
         t = transport.lower() if transport else self.config.local.transport
         return Addr(t, uri.host_bare, uri.port or 5060)
 
-    def _end(self, call: Call, reason: str, status: int | None, *,
-             zombie: bool = False) -> None:
+    def _end(self, call: Call, reason: str, status: int | None) -> None:
+        """The call is over for the person; transactions may still finish on the wire
+        (a CANCEL's 487, a BYE's 200): their callbacks hold the Call, not the table."""
         if not call.live:
             return
         call.state = CallState.ENDED
         self._calls.pop(call.call_id, None)
-        if zombie:
-            self._zombies[call.call_id] = call
+        self._ports.release(call.local_port)
         self._events.append(ev.CallEnded(call.call_id, reason, status))
 
     def _rtp_port(self) -> int:
-        lo, hi = self.config.rtp_ports
-        port = self._next_rtp
-        self._next_rtp = port + 2 if port + 2 <= hi else lo
-        return port
+        return self._ports.allocate()
 
     @property
     def _rtp_host(self) -> str:

@@ -14,7 +14,6 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 CONFIG ?= firmware/etc/phone.example.toml
 JOBS ?= 2
 PYTEST_ARGS ?=
-RUFF ?= ruff>=0.4
 
 .PHONY: bootstrap venv test run lint bench clean
 .DEFAULT_GOAL := test
@@ -35,7 +34,7 @@ $(VENV)/.stamp-bench: $(VENV)/.stamp-test
 	@touch $@
 
 $(VENV)/bin/ruff: | $(VENV)/.stamp-test
-	@$(PIP) '$(RUFF)'
+	@$(PIP) -e '$(REPO)[lint]'
 
 test: venv
 	cd $(REPO) && $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
@@ -43,8 +42,12 @@ test: venv
 run: venv
 	cd $(REPO) && $(VENV)/bin/deskphone run -c $(CONFIG)
 
+# ruff everywhere; mypy --strict on the pure packages (STYLE.md), plain mypy on the rest
 lint: $(VENV)/bin/ruff
 	cd $(REPO) && $(VENV)/bin/ruff check firmware tests bench
+	cd $(REPO) && $(VENV)/bin/mypy --strict -p deskphone.sip -p deskphone.sdp \
+	    -p deskphone.config -p deskphone.console
+	cd $(REPO) && $(VENV)/bin/mypy -p deskphone
 
 bench: bootstrap $(VENV)/.stamp-bench
 	@cd $(REPO) && shopt -s nullglob && files=(bench/*.py) && \

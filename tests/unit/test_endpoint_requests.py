@@ -130,7 +130,8 @@ def test_bye_for_an_unknown_dialog_gets_481() -> None:
 def test_unsolicited_mwi_notify_gets_200() -> None:
     ep = endpoint("1001", "127.0.0.1")
     [(resp, _)] = answers(ep, request(
-        "NOTIFY", ("Event", "message-summary"), ("Content-Type", "application/simple-message-summary"),
+        "NOTIFY", ("Event", "message-summary"),
+        ("Content-Type", "application/simple-message-summary"),
         to_tag="x", body=b"Messages-Waiting: yes\r\n"))
     assert resp.status == 200
 

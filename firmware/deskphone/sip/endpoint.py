@@ -71,7 +71,7 @@ ACCEPT = "application/sdp"
 KNOWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "NOTIFY",
                            "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "UPDATE",
                            "PRACK"})
-SUPPORTED_EXTENSIONS = frozenset()  # option tags we implement (Require checks)
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags we implement (Require)
 
 REASONS = {
     100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 404: "Not Found",
@@ -384,8 +384,10 @@ class Endpoint:
         ]
         self._reg_creds = list(creds or [])
         req = Request("REGISTER", self.config.registrar, Headers(headers))
-        self._start_client_tx(req, self.config.proxy, now,
-                              lambda r, t, e=expires: self._on_register_response(r, t, e))
+        def tu(resp: Response | Timeout, t: float) -> None:
+            self._on_register_response(resp, t, expires)
+
+        self._start_client_tx(req, self.config.proxy, now, tu)
 
     def _on_register_response(self, resp: Response | Timeout, now: float, expires: int) -> None:
         reg = self.reg

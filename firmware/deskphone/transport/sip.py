@@ -151,7 +151,7 @@ class SipTransport:
         try:
             _, conn = await asyncio.wait_for(loop.create_connection(
                 lambda: _TcpConnection(self, outbound=addr), addr.host, addr.port), 10)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             log.warning("cannot connect to %s: %s", addr, e)
             self._connecting.pop(key, None)
             self._on_error(addr)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import itertools
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deskphone.sip import auth
 from deskphone.sip.auth import (
     ALGORITHMS,
     AuthError,
@@ -749,17 +746,3 @@ def test_round_trip_through_quoting(
         nc=1,
         cnonce=got["cnonce"],
     )
-
-
-# --- purity ------------------------------------------------------------------------
-
-
-def test_auth_module_is_pure() -> None:
-    tree = ast.parse(Path(auth.__file__).read_text(encoding="utf-8"))
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "collections", "dataclasses", "hashlib"}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import sdp_bodies as bodies
 from hypothesis import given
 from hypothesis import strategies as st
+from sdp_bodies import crlf
 
 from deskphone.sdp import (
     PCMA,
@@ -27,9 +29,6 @@ CAPS = MediaCaps()
 US = "192.168.1.50"
 
 
-def crlf(text: str) -> bytes:
-    """Test bodies are written one line per line; the wire has CRLF ends."""
-    return "".join(line + "\r\n" for line in text.strip().split("\n")).encode()
 
 
 def parse(text: str) -> SessionDescription:
@@ -49,58 +48,11 @@ def answer(
     return make_answer(offer, caps, US, 10000, 42, 42, hold)
 
 
-# Asterisk 20 INVITE offer (the SIP corpus, 04_invite_sdp.sip).
-ASTERISK_OFFER = parse("""
-v=0
-o=- 1234567890 1234567890 IN IP4 192.168.1.20
-s=Asterisk
-c=IN IP4 192.168.1.20
-t=0 0
-m=audio 16384 RTP/AVP 0 8 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-16
-a=ptime:20
-a=maxptime:150
-a=sendrecv
-""")
+ASTERISK_OFFER = SessionDescription.parse(bodies.ASTERISK_OFFER)
 
-# SIPp uac-call-auth.xml, as sent with -mi 127.0.0.1 -mp 6000.
-SIPP_OFFER = parse("""
-v=0
-o=sipp-uac 53655765 2353687637 IN IP4 127.0.0.1
-s=-
-c=IN IP4 127.0.0.1
-t=0 0
-m=audio 6000 RTP/AVP 0 8 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-15
-a=sendrecv
-""")
+SIPP_OFFER = SessionDescription.parse(bodies.SIPP_OFFER)
 
-# baresip 1.0.0 (Debian bookworm), captured from its INVITE.
-BARESIP_OFFER = parse("""
-v=0
-o=- 3398269311 76189488 IN IP4 127.0.0.1
-s=-
-c=IN IP4 127.0.0.1
-t=0 0
-a=tool:baresip 1.0.0
-m=audio 12068 RTP/AVP 0 8 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-15
-a=sendrecv
-a=label:1
-a=rtcp-rsize
-a=ssrc:3016373859 cname:sip:2390@127.0.0.1:5390
-a=minptime:20
-a=ptime:20
-""")
+BARESIP_OFFER = SessionDescription.parse(bodies.BARESIP_OFFER)
 
 
 # -- offers ------------------------------------------------------------------------

@@ -27,6 +27,16 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+# the pure half of media/: protocol and signal code, no sockets or clocks
+PURE_MEDIA = ["g711", "rtp", "rtcp", "jitterbuffer", "plc", "dtmf", "tones"]
+
+
+@pytest.mark.parametrize("module", PURE_MEDIA)
+def test_pure_media_module_imports_no_io(module: str) -> None:
+    path = PACKAGE / "media" / f"{module}.py"
+    assert imported_modules(path) & FORBIDDEN == set()
+
+
 @pytest.mark.parametrize("package", PURE)
 def test_pure_package_imports_no_io(package: str) -> None:
     files = sorted((PACKAGE / package).rglob("*.py"))

@@ -3,10 +3,8 @@ by cadence to the sample, and by continuity across frames."""
 
 from __future__ import annotations
 
-import ast
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -313,17 +311,3 @@ def test_read_edge_cases() -> None:
     with pytest.raises(ValueError) as raised:
         generator.read(-1)
     assert str(raised.value) == "tone read is invalid: -1 samples"
-
-
-# --- purity --------------------------------------------------------------------
-
-
-def test_module_imports_no_io() -> None:
-    path = Path(__file__).resolve().parents[2] / "firmware/deskphone/media/tones.py"
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    assert not names & {"asyncio", "socket", "time", "random", "threading"}

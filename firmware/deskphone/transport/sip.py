@@ -124,6 +124,8 @@ class SipTransport:
             self._server = await loop.create_server(
                 lambda: _TcpConnection(self), self.host, self.port, family=family,
                 reuse_address=True)
+            if self.port == 0:  # TCP only, on a port the kernel chose
+                self.port = self._server.sockets[0].getsockname()[1]
 
     def send(self, data: bytes, addr: Addr) -> None:
         if addr.transport == "udp":

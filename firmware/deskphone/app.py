@@ -299,7 +299,8 @@ class Phone:
 
         session = MediaSession(media, rtp_sock, self.audio, rng=random.Random(),
                                rtcp_sock=None if media.rtcp_mux else rtcp_sock,
-                               options=MediaOptions(cname=f"{self.cfg.account.user}@deskphone"),
+                               options=MediaOptions(cname=f"{self.cfg.account.user}@deskphone",
+                                                    symmetric_rtp=self.cfg.sip.symmetric_rtp),
                                on_event=on_media_event)
         self.sessions[call_id] = session
         self._port_calls[media.local_port] = call_id

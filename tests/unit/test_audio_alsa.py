@@ -54,3 +54,88 @@ def test_alsa_capture_and_playback_through_file_pcms(tmp_path: Path) -> None:
     # alsa-lib's file plugin returns there is undefined: old buffer contents)
     played = np.frombuffer((tmp_path / "out.raw").read_bytes(), "<i2")
     assert np.array_equal(played, mic)  # 50 frames = the first second, written through
+
+
+class _FakePcm:
+    """Stands in for alsaaudio.PCM: scripted reads/writes, some of them xruns."""
+
+    def __init__(self, kind: int, mode: int, *, rate: int, periodsize: int,
+                 script: list[object], **kw: object) -> None:
+        self.kind, self.rate, self.period = kind, rate, periodsize
+        self.script = script
+        self.written: list[bytes] = []
+
+    def info(self) -> dict[str, object]:
+        return {"rate": self.rate}
+
+    def read(self) -> tuple[int, bytes]:
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "xrun":
+            raise _FakeAlsa.ALSAAudioError("Broken pipe [plughw:0]")
+        if step == "short":
+            return -32, b""
+        return self.period, (np.full(self.period, 100, "<i2")).tobytes()
+
+    def write(self, data: bytes) -> int:
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "xrun":
+            raise _FakeAlsa.ALSAAudioError("Broken pipe")
+        if step == "epipe":
+            return -32
+        self.written.append(data)
+        return len(data) // 2
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeAlsa:
+    PCM_CAPTURE, PCM_PLAYBACK, PCM_NORMAL, PCM_FORMAT_S16_LE = 1, 0, 0, 2
+
+    class ALSAAudioError(Exception):
+        pass
+
+    def __init__(self, rates: tuple[int, ...], script: list[object]) -> None:
+        self.rates, self.script, self.pcms = rates, script, []  # type: list[_FakePcm]
+
+    def PCM(self, kind: int, mode: int, **kw: object) -> _FakePcm:  # noqa: N802
+        if kw["rate"] not in self.rates:
+            raise self.ALSAAudioError(f"rate {kw['rate']} not supported")
+        pcm = _FakePcm(kind, mode, script=self.script, **kw)  # type: ignore[arg-type]
+        self.pcms.append(pcm)
+        return pcm
+
+
+def test_xruns_cost_a_frame_not_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskphone.media.audio.alsa import AlsaBackend
+
+    fake = _FakeAlsa((8000,), ["ok", "xrun", "short", "ok"])
+    monkeypatch.setitem(sys.modules, "alsaaudio", fake)
+    b = AlsaBackend(device="hw")
+    b._pacer.wait = lambda: 0.0  # type: ignore[method-assign]  (no real-time pacing)
+    b.start()
+    frames = [b.read() for _ in range(4)]
+    assert [int(f[0]) for f in frames] == [100, 0, 0, 100]  # xruns give silence
+    assert all(len(f) == 160 for f in frames)
+    fake.script[:] = ["epipe", "xrun", "ok"]
+    for f in frames[:3]:
+        b.write(f)
+    assert b.xruns == 4
+    assert len(fake.pcms[1].written) == 1  # the playback after the xruns went through
+    b.close()
+
+
+def test_a_48k_only_device_is_converted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskphone.media.audio.alsa import AlsaBackend
+
+    fake = _FakeAlsa((48000,), [])
+    monkeypatch.setitem(sys.modules, "alsaaudio", fake)
+    b = AlsaBackend(device="hw")
+    b._pacer.wait = lambda: 0.0  # type: ignore[method-assign]
+    b.start()
+    assert fake.pcms[0].period == 960  # 20 ms at 48 kHz
+    frame = b.read()
+    assert len(frame) == 160
+    b.write(np.zeros(160, np.int16))
+    assert len(fake.pcms[1].written[0]) == 960 * 2
+    b.close()

@@ -340,6 +340,12 @@ SCHEMA: Final[tuple[Section, ...]] = (
                 default=16482,
                 bounds=(1025, 65535),
             ),
+            Key(
+                "symmetric_rtp",
+                bool,
+                "Send RTP to where the far end's RTP comes from (NAT), not only to its SDP.",
+                default=True,
+            ),
         ),
         check=_check_rtp_ports,
     ),
@@ -545,6 +551,7 @@ class SipConfig:
     user_agent: str = f"deskphone/{__version__}"
     rtp_port_min: int = 16384
     rtp_port_max: int = 16482
+    symmetric_rtp: bool = True
     listen_host: str = field(init=False, repr=False, compare=False)
     listen_port: int = field(init=False, repr=False, compare=False)
 

@@ -49,7 +49,8 @@ lint: $(VENV)/bin/ruff
 	    -p deskphone.config -p deskphone.console
 	cd $(REPO) && $(VENV)/bin/mypy -p deskphone
 
-bench: bootstrap $(VENV)/.stamp-bench
+bench: venv $(VENV)/.stamp-bench
+	@bash $(REPO)/tools/bootstrap.sh bench
 	@cd $(REPO) && shopt -s nullglob && files=(bench/*.py) && \
 	  [ $${#files[@]} -gt 0 ] || { echo "no bench/*.py to run"; exit 0; }; \
 	  for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f" || exit 1; done

@@ -3,8 +3,11 @@
 # missing (no apt call then). Run as root, or as a user with passwordless sudo (sudo -n).
 #   - make, python3, and python3-venv (Debian ships ensurepip there: without it
 #     `python3 -m venv` fails). python3-pip is not needed: the venv gets pip from ensurepip.
+#   - gcc, libc6-dev and the Python headers: pyalsaaudio (a test dependency) and pesq (bench)
+#     are built from source by pip.
 #   - the SIP test peers (Kamailio, SIPp, baresip, ...): $SHARED_DIR/peers/install.sh,
 #     SHARED_DIR defaulting to the shared/ directory laid beside the repo.
+#   bootstrap.sh bench: also espeak-ng, which makes the speech for bench/voice_quality.py.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED_DIR=${SHARED_DIR:-$REPO/../shared}
@@ -15,6 +18,14 @@ if ! command -v python3 >/dev/null 2>&1; then
     missing+=(python3 python3-venv)
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)
+fi
+command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+if command -v python3 >/dev/null 2>&1 && ! [ -f "$(python3 -c \
+        'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then
+    missing+=(python3-dev)
+fi
+if [ "${1:-}" = bench ]; then
+    command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -429,6 +429,11 @@ class _Control:
             raise CommandError(str(e)) from None
         finally:
             self.phone._pump()
+        # our sendonly offer lets us send (music on hold, RFC 3264 §8.4), not the
+        # microphone: the held party must not hear the room
+        session = self.phone.sessions.get(call.call_id)
+        if session is not None:
+            session.hold(on)
         return {"call_id": call.call_id, "hold": on}
 
     def mute(self, on: bool) -> dict[str, object]:

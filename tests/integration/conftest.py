@@ -35,7 +35,14 @@ from peers import (
     in_ci,
     missing_peers,
 )
-from phone import PhoneError, PhoneProcess, PhoneSettings, PhoneThread, registrar_paused
+from phone import (
+    AudioSettings,
+    PhoneError,
+    PhoneProcess,
+    PhoneSettings,
+    PhoneThread,
+    registrar_paused,
+)
 
 _HERE = Path(__file__).resolve().parent
 _UNSET: Any = object()
@@ -172,6 +179,8 @@ def phone(
     Kamailio is paused while the phone starts (registrar_paused), so the console client sees
     every event from the first REGISTER on. `start=False` returns it unstarted;
     `time_scale=N` runs it in this process instead, its clock N times faster (PhoneThread).
+    `audio=AudioSettings(...)` is its [audio] section (default: the null backend);
+    `env={...}` adds to its environment (a subprocess phone only).
     At teardown every phone still running gets SIGTERM and must exit 0; a failed test prints
     the tail of each phone's debug log.
     """
@@ -181,17 +190,20 @@ def phone(
         user: str = "1001", *, transport: str = "udp", password: str | None = None,
         expires: int = 3600, registered: bool = True, start: bool = True,
         time_scale: float | None = None, name: str | None = None,
+        audio: AudioSettings | None = None, env: dict[str, str] | None = None,
     ) -> PhoneProcess | PhoneThread:
         label = name or f"phone-{user}-{len(started) + 1}"
         for attempt in range(3):
             settings = PhoneSettings.allocate(
                 port_allocator, user=user, password=password, domain=kamailio.domain,
-                transport=transport, expires=expires)
+                transport=transport, expires=expires, audio=audio)
             ua: PhoneProcess | PhoneThread
             if time_scale is not None:
+                if env:
+                    raise ValueError("env= needs a phone process, not time_scale=")
                 ua = PhoneThread(peers_run, settings, time_scale=time_scale, name=label)
             else:
-                ua = PhoneProcess(peers_run, settings, name=label)
+                ua = PhoneProcess(peers_run, settings, name=label, env=env)
             if not start:
                 started.append(ua)
                 return ua

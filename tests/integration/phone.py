@@ -3,9 +3,11 @@
 Theory of operation: `PhoneProcess` runs the real firmware as a device would, the command
 `python -m deskphone.cli run -c FILE --log-level debug`, with a TOML config written into the
 test's run directory: its own SIP port (UDP+TCP), console port and RTP ports from the
-worker's port slice, the account at the test's Kamailio. Its stdout+stderr (the debug log:
-every SIP message it sends, digest responses blanked) go to a file that the tests read and
-that a failed test prints. `stop()` is SIGTERM, as systemd stops the phone.
+worker's port slice, the account at the test's Kamailio, and the [audio] section of its
+`AudioSettings` (the null backend unless a media test gives it WAV files or ALSA PCMs).
+Its stdout+stderr (the debug log: every SIP message it sends, digest responses blanked) go
+to a file that the tests read and that a failed test prints. `stop()` is SIGTERM, as
+systemd stops the phone.
 
 `PhoneThread` runs the same `deskphone.app.Phone` in this process, on an asyncio loop in a
 thread, for the one thing a subprocess cannot do in test time: run the phone's clock faster
@@ -34,8 +36,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,22 @@ class Console:
                 raise PhoneError(f"{self.name}: no {name} event {match or ''} in {timeout} s; "
                                  f"events so far: {seen}\n{self._describe()}")
 
+    def wait_stats(self, timeout: float = 5.0, **at_least: int) -> dict[str, Any]:
+        """The call's `stats` once every named counter is at least that high.
+
+        `wait_stats(rx_packets=50)`: a second of received audio. The media thread refreshes
+        its snapshot five times a second; this asks every 50 ms.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.command("stats", check=False)
+            if stats.get("ok") and all(stats.get(k, 0) >= v for k, v in at_least.items()):
+                return stats
+            if time.monotonic() >= deadline:
+                raise PhoneError(f"{self.name}: stats never reached {at_least} in {timeout} s; "
+                                 f"last: {stats}\n{self._describe()}")
+            time.sleep(0.05)
+
     def forget(self) -> None:
         """Drop the events not yet taken (they stay in `events`): wait for new ones only."""
         self._pending.clear()
@@ -185,6 +203,32 @@ def registrar_paused(kamailio: Kamailio) -> Iterator[None]:
 # config
 
 
+@dataclass(frozen=True)
+class AudioSettings:
+    """The phone's [audio] section: `null` (the default), `file` (input/output WAVs) or
+    `alsa` (device, or capture_device/playback_device). Empty strings are left out."""
+
+    backend: str = "null"
+    input: str | os.PathLike[str] = ""
+    output: str | os.PathLike[str] = ""
+    device: str = ""
+    capture_device: str = ""
+    playback_device: str = ""
+
+    def toml(self) -> str:
+        lines = ["[audio]", f"backend = {_toml_str(self.backend)}"]
+        for key in ("input", "output", "device", "capture_device", "playback_device"):
+            value = str(getattr(self, key))
+            if value:
+                lines.append(f"{key} = {_toml_str(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's for what a path can hold)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 @dataclass
 class PhoneSettings:
     """What a test phone's TOML says; the ports come from the worker's port allocator."""
@@ -198,6 +242,7 @@ class PhoneSettings:
     console_port: int
     rtp_port: int  # rtp_port_min; RTP ports rtp_port .. rtp_port + 3
     expires: int = 3600
+    audio: AudioSettings = field(default_factory=AudioSettings)
 
     def toml(self) -> str:
         return (
@@ -215,15 +260,15 @@ class PhoneSettings:
             f"rtp_port_max = {self.rtp_port + 2}\n"
             "\n[console]\n"
             f'listen = "tcp:{HOST}:{self.console_port}"\n'
-            "\n[audio]\n"
-            'backend = "null"\n'
-            "\n[log]\n"
+            "\n" + self.audio.toml()
+            + "\n[log]\n"
             'level = "debug"\n'
         )
 
     @classmethod
     def allocate(cls, ports: PortAllocator, *, user: str, password: str | None, domain: str,
-                 transport: str = "udp", expires: int = 3600) -> PhoneSettings:
+                 transport: str = "udp", expires: int = 3600,
+                 audio: AudioSettings | None = None) -> PhoneSettings:
         return cls(
             user=user,
             password=password if password is not None else f"secret{user}",
@@ -234,6 +279,7 @@ class PhoneSettings:
             console_port=ports.take(udp=False),
             rtp_port=ports.take(4, tcp=False, even=True),
             expires=expires,
+            audio=audio or AudioSettings(),
         )
 
 
@@ -336,12 +382,17 @@ class _PhoneBase:
 
 
 class PhoneProcess(_PhoneBase):
-    """`deskphone run` in a subprocess; start() returns once its console is connected."""
+    """`deskphone run` in a subprocess; start() returns once its console is connected.
 
-    def __init__(self, run_dir: Path, settings: PhoneSettings, name: str = "phone") -> None:
+    `env`: variables added to the phone's environment (e.g. ALSA_CONFIG_PATH).
+    """
+
+    def __init__(self, run_dir: Path, settings: PhoneSettings, name: str = "phone",
+                 env: Mapping[str, str] | None = None) -> None:
         self.run_dir = run_dir
         self.settings = settings
         self.name = name
+        self.env = dict(env or {})
         self.config_path = run_dir / f"{name}.toml"
         self.log_path = run_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -352,6 +403,7 @@ class PhoneProcess(_PhoneBase):
         self.config_path.write_text(self.settings.toml())
         self.config_path.chmod(0o600)
         env = dict(os.environ)
+        env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(FIRMWARE), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
+import pickle
 from pathlib import Path
 
 import pytest
 
+from deskphone.sip import uri as uri_mod
 from deskphone.sip.errors import RemoteProtocolError
 from deskphone.sip.message import (
     COMPACT,
@@ -17,6 +21,7 @@ from deskphone.sip.message import (
     Response,
     StreamFramer,
     Via,
+    _UnbuiltUri,
     canonical_name,
     parse_header_params,
     parse_message,
@@ -95,6 +100,88 @@ def test_empty_reason_phrase() -> None:
 def test_tel_request_uri() -> None:
     r = req(msg("INVITE tel:+12015550123 SIP/2.0", "l: 0"))
     assert r.uri == GenericUri("tel:+12015550123")
+
+
+# ---------------------------------------------------------------- the lazy Request-URI
+
+ACK_LINE = "ACK sip:1001@192.168.1.50:5060;transport=udp SIP/2.0"
+ACK_URI = SipUri(host="192.168.1.50", user="1001", port=5060, params=(("transport", "udp"),))
+
+
+def uri_slot(r: Request) -> object:
+    """What the uri slot holds, without building it."""
+    return Request.__dict__["uri"]._get(r)
+
+
+def test_request_uri_is_built_on_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uri_mod, "_URI_CACHE_SIZE", 0)
+    r = req(msg(ACK_LINE, "l: 0"))
+    assert type(uri_slot(r)) is _UnbuiltUri
+    assert uri_slot(r) == "sip:1001@192.168.1.50:5060;transport=udp"
+    u = r.uri
+    assert u == ACK_URI
+    assert type(uri_slot(r)) is SipUri
+    assert r.uri is u  # built once
+
+
+@pytest.mark.parametrize("line", [
+    "OPTIONS SIP:a@b.example.com SIP/2.0",  # upper-case scheme
+    "OPTIONS sip:a@[2001:db8::1]:5061 SIP/2.0",  # IPv6
+    "OPTIONS sip:a:pw@b.example.com SIP/2.0",  # password
+    "OPTIONS sip:a@b.example.com:05060 SIP/2.0",  # leading zero in the port
+    "OPTIONS sip:a@b.example.com;x=%41 SIP/2.0",  # escape in a parameter
+    "OPTIONS sip:a@b.example.com sip/2.0",  # version in lower case
+    "OPTIONS tel:+12015550123 SIP/2.0",
+])
+def test_other_request_uris_are_parsed_at_once(line: str) -> None:
+    r = req(msg(line, "l: 0"))
+    assert type(uri_slot(r)) in (SipUri, GenericUri)
+
+
+def test_lazy_request_equals_one_built_by_hand() -> None:
+    h = Headers([("Via", "SIP/2.0/UDP h.example.com;branch=z9hG4bK1"), ("CSeq", "1 ACK"),
+                 ("Content-Length", "0")])
+    by_hand = Request("ACK", ACK_URI, h, b"")
+
+    def fresh() -> Request:  # the Request-URI not read yet
+        r = req(msg(ACK_LINE, *(f"{n}: {v}" for n, v in h)))
+        assert type(uri_slot(r)) is _UnbuiltUri
+        return r
+
+    assert fresh() == by_hand
+    assert by_hand == fresh()
+    assert hash(fresh()) == hash(by_hand)
+    assert repr(fresh()) == repr(by_hand)
+    assert bytes(fresh()) == bytes(by_hand)
+    assert fresh().with_headers(Headers()) == Request("ACK", ACK_URI, Headers())
+    assert dataclasses.replace(fresh(), method="BYE") == Request("BYE", ACK_URI, h)
+    for clone in (pickle.loads(pickle.dumps(fresh())), copy.copy(fresh()),
+                  copy.deepcopy(fresh())):
+        assert type(uri_slot(clone)) is SipUri
+        assert clone == by_hand
+
+
+def test_parsed_messages_are_plain_frozen_requests_and_responses() -> None:
+    r = req(msg(ACK_LINE, "l: 0"))
+    s = resp(msg("SIP/2.0 200 OK", "l: 0"))
+    assert type(r) is Request
+    assert type(s) is Response
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.uri = ACK_URI  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.method = "BYE"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.status = 404  # type: ignore[misc]
+    assert s == Response(200, "OK", Headers([("l", "0")]), b"")
+    assert resp(msg("sip/2.0 200 OK", "l: 0")) == s  # the full status-line parser
+    assert req(msg("ACK " + str(ACK_URI) + " sip/2.0", "l: 0")) == r  # the full request-line one
+
+
+def test_request_built_by_hand_keeps_its_uri() -> None:
+    u = SipUri(host="b.example.com", user="a")
+    assert Request("INVITE", u, Headers()).uri is u
+    g = GenericUri("tel:+12015550123")
+    assert Request("INVITE", g, Headers()).uri is g
 
 
 @pytest.mark.parametrize(("start", "message", "hint"), [

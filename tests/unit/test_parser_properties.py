@@ -4,6 +4,8 @@
 (b) fuzz: parse_message, and every accessor of what it returns, raise
     RemoteProtocolError or nothing (h11's invariant);
 (c) SipUri.parse(str(u)) == u, through the fast path and the full parser alike;
+    the Request-URI check that lets parse_message build the SipUri later never
+    accepts what SipUri.parse rejects, and the later SipUri is the eager one;
 (d) StreamFramer cuts the same frames whatever the TCP segment boundaries.
 """
 
@@ -20,13 +22,17 @@ from hypothesis import strategies as st
 from deskphone.sip import uri as uri_mod
 from deskphone.sip.errors import RemoteProtocolError
 from deskphone.sip.message import (
+    _FAST_REQUEST_LINE_RE,
     _KNOWN,
     COMPACT,
+    Headers,
     Message,
     Request,
     Response,
     StreamFramer,
     Via,
+    _parse_request_line,
+    _UnbuiltUri,
     parse_message,
 )
 from deskphone.sip.uri import Address, SipUri
@@ -309,6 +315,122 @@ def same_outcome(fast, full, text: str) -> None:  # type: ignore[no-untyped-def]
         except RemoteProtocolError:
             return "rejected"
     assert outcome(fast) == outcome(full)
+
+
+# URIs a peer might send, and pieces to break them with: separators, escapes,
+# ports out of range or with leading zeros, case, IPv6, whitespace, non-ASCII
+URI_SEEDS = ["sip:1001@192.168.1.50:5060;transport=udp", "sip:pbx.example.com",
+             "sips:alice@atlanta.example.com;lr;maddr=10.0.0.1", "sip:[2001:db8::1]:5061",
+             "sip:a:pw@h.example.com", "sip:h.example.com?subject=x&priority=urgent",
+             "sip:%61lice@h.example.com:65535;x=%41", "sip:255.255.255.255:1"]
+URI_PIECES = ["@", ":", ";", "=", "?", "&", "%", "%4", "%41", "[", "]", ".", "-", "_", " ", "\t",
+              "0", "1", "9", "00", "65535", "65536", "99999", "0.0", "256", "A", "é", "²", "<",
+              ">", '"', "\\", "sip:", "SIP:", "sips:", "/", "..", "--", "a", "lr", ";lr",
+              ":5060", ":0", ":05060"]
+
+
+@st.composite
+def mutated_uris(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(URI_SEEDS) | sip_uris().map(str))
+    for _ in range(draw(st.integers(0, 4))):
+        # often at an end or next to a separator, where a check goes wrong
+        seps = [j for j, c in enumerate(text) if c in ":@;=?.[]"]
+        i = draw(st.integers(0, len(text)) | st.sampled_from([4, len(text), *seps]))
+        op = draw(st.sampled_from(["insert", "delete", "replace"]))
+        piece = draw(st.sampled_from(URI_PIECES))
+        if op == "insert":
+            text = text[:i] + piece + text[i:]
+        elif op == "delete":
+            text = text[:i] + text[i + draw(st.integers(1, 6)) :]
+        else:
+            text = text[:i] + piece + text[i + len(piece) :]
+    return text
+
+
+def near(right: st.SearchStrategy[str], *wrong: str) -> st.SearchStrategy[str]:
+    """Mostly ``right``, a quarter of the time one of ``wrong``."""
+    return st.sampled_from([right, right, right, st.sampled_from(wrong)]).flatmap(lambda s: s)
+
+
+# URI text put together part by part, each part right or nearly right
+near_sip_uris = st.tuples(
+    near(st.sampled_from(["sip", "sips"]), "SIP", "Sips", "sipx", "tel", ""),
+    near(st.just("") | user.map(lambda u: u + "@")
+         | st.tuples(user, password).map(lambda t: f"{t[0]}:{t[1]}@"),
+         "@", "a b@", "a%4@", "é@", "a@b@", "a:b:c@", "<a>@"),
+    near(host, "", "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "-b", "b-", "b..c", "b_c",
+         "[::1", "[zz::1]", "b.example.com..", "é.example.com", "1.2.3.4a"),
+    near(st.just("") | st.integers(1, 65535).map(lambda n: f":{n}"),
+         ":", ":0", ":00", ":05060", ":65536", ":99999", ":123456", ":5060a", ": 5060", ":²"),
+    st.lists(st.tuples(near(token, "", "a b", 'a"', "é"),
+                       near(st.just("") | pvalue.map(lambda v: "=" + v),
+                            "=", '="x"', "=%4", "=a b", "=a;b", "==", "=é"))
+             .map(lambda t: ";" + t[0] + t[1]), max_size=3).map("".join),
+    near(st.just("") | st.lists(st.tuples(hnv.filter(bool), hnv), min_size=1, max_size=2)
+         .map(lambda hs: "?" + "&".join(f"{k}={v}" for k, v in hs)),
+         ";", "?", "?x", "&", " ", "\t", ">"),
+).map(lambda parts: parts[0] + ":" + "".join(parts[1:]))
+
+
+def check_request_uri(text: str) -> None:
+    """What parse_message's fast path makes of a Request-URI is what the full
+    request-line parser makes of it: the same error, or an equal request whose
+    URI SipUri.parse would give."""
+    line = f"OPTIONS {text} SIP/2.0"
+    if _FAST_REQUEST_LINE_RE.match(line) is not None:
+        # the check accepts it: the full parser must, with no headers in the URI
+        eager = SipUri._parse(text)
+        assert eager.headers == ()
+        assert uri_mod._parse_sip_uri(text) == eager
+        m = parse_message(f"{line}\r\n\r\n".encode())
+        assert isinstance(m, Request)
+        assert type(Request.__dict__["uri"]._get(m)) is _UnbuiltUri
+        assert m.uri == eager  # built now, and what the eager parse gives
+        assert m.uri is m.uri
+    same_outcome(lambda _: parse_message(f"{line}\r\n\r\n".encode()),
+                 lambda _: _parse_request_line(line, Headers(), b""), text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(mutated_uris())
+def test_request_uri_check_never_accepts_what_the_parser_rejects(text: str) -> None:
+    check_request_uri(text)
+
+
+@FAST
+@given(sip_uris())
+def test_request_uri_check_on_generated_uris(u: SipUri) -> None:
+    check_request_uri(str(u))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(near_sip_uris)
+def test_request_uri_check_on_nearly_right_uris(text: str) -> None:
+    check_request_uri(text)
+
+
+@FAST
+@given(st.text(ALNUM + "-_.!~*'()&=+$,;?/:@[]%<> \"\\", max_size=40).map(lambda s: "sip:" + s))
+def test_request_uri_check_on_random_text(text: str) -> None:
+    check_request_uri(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*URI_PIECES, "b", "h.example.com", "10.0.0.1", "x-y", "5060",
+                                 "transport", "udp", "1001"]), max_size=10)
+       .map(lambda parts: "sip:" + "".join(parts)))
+def test_request_uri_check_on_uri_pieces(text: str) -> None:
+    check_request_uri(text)
+
+
+def test_request_uri_check_examples() -> None:
+    for text in [*URI_SEEDS, "sip:a@b:0", "sip:a@b:65536", "sip:a@b:05060", "sip:a@b:",
+                 "sip:@b", "sip:a@256.1.1.1", "sip:a@1.2.3.4.5", "sip:a@-b", "sip:a@b-",
+                 "sip:a@b..c", "sip:a@b;x=", "sip:a@b;=x", "SIP:a@b", "sip:a@b;x=\"y\"",
+                 "sip:a@b%41", "sip:a@b.example.com.", "sip:a@1b.example.com", "sip:a@b;",
+                 "sip:a@b;;x", "sip:a@b;x;", "sip:a@b;x=y;", "sip:a@b:5060;", "sip:a@b?",
+                 "sip:a@b:5060?x=y", "sip:a@@b", "sip:a@b@c", "sips:a@b.c:1;lr"]:
+        check_request_uri(text)
 
 
 def pieces(*parts: str) -> st.SearchStrategy[str]:

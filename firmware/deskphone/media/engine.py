@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import enum
 import logging
-import queue
+import select
 import socket
+import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import struct
 
 import numpy as np
 
@@ -95,10 +95,21 @@ class MediaSession:
         self._on_event = on_event
         self._clock = clock
         self._wall = wallclock
-        self._cmds: queue.SimpleQueue[tuple[Cmd, Any]] = queue.SimpleQueue()
+        # commands for the thread: a deque, whose emptiness the loop checks every frame
+        # for the price of a truth test (append and popleft are atomic)
+        self._cmds: deque[tuple[Cmd, Any]] = deque()
         self._thread: threading.Thread | None = None
         self._stats: dict[str, Any] = {"codec": media.codec.encoding}
         self.error: BaseException | None = None
+        # the thread's state that commands change
+        self._muted = self._held = self._dtmf_busy = False
+        self._tone: ToneGenerator | None = None
+        self._fifo_n = 0
+        self._n = {"rx": 0, "rx_bad": 0, "rx_filtered": 0}  # counts off the fast path
+        self._rx_pending: list[tuple[int, int, int, float]] = []
+        # a packet read without its source, waiting for a later one of its SSRC to show
+        # where that SSRC comes from: (octets, arrival, ssrc)
+        self._unsourced: tuple[bytes, float, int] | None = None
 
     # --------------------------------------------------------- control plane
 
@@ -107,25 +118,25 @@ class MediaSession:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._cmds.put((Cmd.STOP, None))
+        self._cmds.append((Cmd.STOP, None))
         if self._thread is not None:
             self._thread.join(timeout)
 
     def update(self, media: NegotiatedMedia) -> None:
-        self._cmds.put((Cmd.UPDATE, media))
+        self._cmds.append((Cmd.UPDATE, media))
 
     def mute(self, on: bool) -> None:
-        self._cmds.put((Cmd.MUTE, on))
+        self._cmds.append((Cmd.MUTE, on))
 
     def hold(self, on: bool) -> None:
-        self._cmds.put((Cmd.HOLD, on))
+        self._cmds.append((Cmd.HOLD, on))
 
     def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
-        self._cmds.put((Cmd.DTMF, (digits, duration_ms)))
+        self._cmds.append((Cmd.DTMF, (digits, duration_ms)))
 
     def play_tone(self, spec: ToneSpec | None) -> None:
         """Play a local tone instead of the far end (None: back to the far end)."""
-        self._cmds.put((Cmd.TONE, spec))
+        self._cmds.append((Cmd.TONE, spec))
 
     def stats(self) -> dict[str, Any]:
         return dict(self._stats)
@@ -160,14 +171,16 @@ class MediaSession:
         self._rtcp_remote = (media.remote_address,
                              media.remote_rtcp_port or media.remote_port + 1)
         self._latched = not self._opt.symmetric_rtp
+        self._peer_ssrc: int | None = None  # the peer's audio SSRC, once seen from _remote
 
     def _loop(self) -> None:
         opt = self._opt
         self._setup(self.media)
         sock = self._sock
         sock.setblocking(False)
-        if self._rtcp_sock is not None:
-            self._rtcp_sock.setblocking(False)
+        rtcp_sock = self._rtcp_sock
+        if rtcp_sock is not None:
+            rtcp_sock.setblocking(False)
         sender = RtpSender(self._pt, self._rng)
         rx = ReceiveStats(RATE)
         jb = JitterBuffer(clock_rate=RATE, frame_samples=FRAME, min_delay_ms=opt.jitter_min_ms,
@@ -176,190 +189,147 @@ class MediaSession:
         dtmf_tx = DtmfSender(RATE, self.media.ptime)
         dtmf_rx = DtmfReceiver(RATE)
         rtcp = rtcp_mod.RtcpState(sender.ssrc, opt.cname, self._rng, self._wall())
+        self._rtcp, self._dtmf_rx, self._rx, self._jb = rtcp, dtmf_rx, rx, jb
         out_buf = bytearray(HEADER_SIZE + 480)
         out_view = np.frombuffer(out_buf, dtype=np.uint8)
-        payload_view = out_view[HEADER_SIZE:HEADER_SIZE + FRAME]
+        packet_view = memoryview(out_buf)[:HEADER_SIZE + FRAME]  # a 20 ms packet
         recv_buf = bytearray(2048)
-        decoded = np.zeros(FRAME, np.int16)
-        fifo = np.zeros(FRAME * 4, np.int16)  # mic samples waiting for a whole ptime
-        fifo_n = 0
-        muted = held = False
-        tone: ToneGenerator | None = None
+        self._fifo = np.zeros(FRAME * 4, np.int16)  # mic samples waiting for a whole ptime
+        self._fifo_n = 0
         silence = np.zeros(FRAME, np.int16)
-        n = {"rx": 0, "rx_bad": 0, "rx_filtered": 0, "concealed": 0}
+        n_rx = 0  # packets taken on the fast path; the rest are counted in self._n
+        n_concealed = 0
         frames = 0
+        # when the RTCP report falls due, on the monotonic clock (checked every frame)
+        rtcp_at = self._clock() + rtcp.next_report_at - self._wall()
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        rtp_fd = sock.fileno()
+        if rtcp_sock is not None:
+            poller.register(rtcp_sock, select.POLLIN)
+
+        # Names the loop uses, bound once: each turn runs on caches gone cold in the 20 ms
+        # sleep, where every lookup and call costs several times what it does in a hot loop.
+        cmds = self._cmds
+        read, write = self._audio.read, self._audio.write
+        clock = self._clock
+        poll = poller.poll
+        recv_from, recv = sock.recvfrom_into, sock.recv_into
+        sendto = sock.sendto
+        unpack = _HEADER.unpack_from
+        # ReceiveStats is read only for RTCP and the stats snapshot, so the fast path's
+        # packets reach it ten frames at a time (_catch_up_rx), on warm caches
+        rx_later = self._rx_pending.append
+        jb_put, jb_pop = jb.put, jb.pop
+        good_decoded, lost = plc.good_decoded, plc.lost
+        header_into = sender.header_into
+        missing = FrameKind.MISSING
+        # what commands (and, for remote, symmetric RTP) change: refreshed after them
+        fast_pt, decode_octets, encode, fast_send, muted, tone = self._hot()
+        source, remote, peer_ssrc, trusting = self._rx_hot()
+
         self._audio.start()
         try:
             while True:
                 # -- commands from the control plane
-                stop = False
-                while True:
-                    try:
-                        cmd, arg = self._cmds.get_nowait()
-                    except queue.Empty:
+                if cmds:
+                    if self._commands(dtmf_tx, sender):
                         break
-                    if cmd is Cmd.STOP:
-                        stop = True
-                    elif cmd is Cmd.UPDATE:
-                        self._setup(arg)
-                        sender.payload_type = self._pt
-                    elif cmd is Cmd.MUTE:
-                        muted = bool(arg)
-                    elif cmd is Cmd.HOLD:
-                        held = bool(arg)
-                    elif cmd is Cmd.DTMF:
-                        digits, dur = arg
-                        if self._dtmf_pt is not None:
-                            for d in digits:
-                                dtmf_tx.start(d, sender.timestamp, dur)
-                    elif cmd is Cmd.TONE:
-                        tone = ToneGenerator(arg, RATE) if arg is not None else None
-                if stop:
-                    break
+                    fast_pt, decode_octets, encode, fast_send, muted, tone = self._hot()
+                    source, remote, peer_ssrc, trusting = self._rx_hot()
 
-                mic = self._audio.read()  # the clock
-                now = self._clock()
+                mic = read()  # the clock
+                now = clock()
                 arrival_ts = now * RATE
 
-                # -- receive everything that is waiting
+                # -- receive everything that is waiting; poll first, so that an empty
+                # socket costs no exception. Once the peer's address and SSRC are known
+                # ("trusting"), read without the source address: CPython formats it into
+                # a new str for every packet (inet_ntop: printf), ~15 µs a frame on cold
+                # caches; a packet with the peer's SSRC is then taken as the peer's, and
+                # one without sends us back to reading addresses (_receive).
                 while True:
-                    try:
-                        size, addr = sock.recvfrom_into(recv_buf)
-                    except (BlockingIOError, InterruptedError):
+                    ready = poll(0)
+                    if not ready:
                         break
+                    if rtcp_sock is not None and (len(ready) > 1 or ready[0][0] != rtp_fd):
+                        self._drain_rtcp(rtcp)  # our RTCP port (no rtcp-mux)
+                        if len(ready) == 1:
+                            break
+                    try:
+                        if trusting:
+                            size = recv(recv_buf)
+                            addr = None
+                        else:
+                            size, addr = recv_from(recv_buf)
                     except OSError as e:  # ICMP unreachable from a previous send
                         log.debug("RTP socket: %s", e)
                         break
-                    data = memoryview(recv_buf)[:size]
-                    if self.media.rtcp_mux and rtcp_mod.is_rtcp(data):
-                        self._on_rtcp(rtcp, bytes(data))
-                        continue
-                    if not self._accept_source(addr):
-                        n["rx_filtered"] += 1
-                        continue
-                    if size > HEADER_SIZE and recv_buf[0] == 0x80:
-                        # the usual packet (no padding, extension or CSRCs): read the
-                        # header in place instead of building a full RtpPacket
-                        _, mpt, seq, ts, ssrc = _HEADER.unpack_from(recv_buf)
-                        pt, marker = mpt & 0x7F, mpt > 0x7F
-                        if pt == self._pt:
-                            n["rx"] += 1
-                            rx.update_fields(seq, ts, ssrc, arrival_ts)
-                            jb.put(seq, ts, ssrc, marker, bytes(data[HEADER_SIZE:]), now)
+                    if size > HEADER_SIZE:
+                        b0, b1, seq, ts, ssrc = unpack(recv_buf)
+                        if b0 == 0x80 and b1 == fast_pt and ssrc == peer_ssrc and (
+                                trusting or addr == source):
+                            # the usual packet: ours, no marker, padding, extension or
+                            # CSRCs, our codec; its header read in place
+                            n_rx += 1
+                            rx_later((seq, ts, ssrc, arrival_ts))
+                            jb_put(seq, ts, ssrc, False, recv_buf[HEADER_SIZE:size], now)
                             continue
-                        table = self._translate.get(pt)
-                        if table is not None:
-                            n["rx"] += 1
-                            rx.update_fields(seq, ts, ssrc, arrival_ts)
-                            jb.put(seq, ts, ssrc, marker,
-                                   bytes(data[HEADER_SIZE:]).translate(table), now)
-                            continue
-                    try:
-                        pkt = RtpPacket.parse(bytes(data))
-                    except ValueError:
-                        n["rx_bad"] += 1
-                        continue
-                    if pkt.payload_type == self._dtmf_pt:
-                        for digit in dtmf_rx.feed(pkt.payload, pkt.timestamp, pkt.marker,
-                                                  pkt.ssrc):
-                            self._on_event({"event": "dtmf", "digit": digit.digit,
-                                            "duration_ms": digit.duration_ms})
-                        rx.update(pkt, arrival_ts)
-                        continue
-                    payload = pkt.payload
-                    if pkt.payload_type != self._pt:
-                        table = self._translate.get(pkt.payload_type)
-                        if table is None:
-                            n["rx_bad"] += 1
-                            continue
-                        payload = payload.translate(table)
-                    n["rx"] += 1
-                    rx.update(pkt, arrival_ts)
-                    jb.put(pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.marker,
-                           payload, now)
-                if self._rtcp_sock is not None:
-                    self._drain_rtcp(rtcp)
+                    self._receive(recv_buf, size, addr, now)
+                    source, remote, peer_ssrc, trusting = self._rx_hot()
+                if not trusting and self._unsourced is not None:
+                    self._expire_unsourced(now)
+                    source, remote, peer_ssrc, trusting = self._rx_hot()
 
                 # -- playout
-                frame = jb.get(now)
-                if frame.kind is FrameKind.AUDIO and len(frame.payload) == FRAME:
-                    self._codec.decode_into(frame.payload, decoded)
-                    play = plc.good(decoded)
-                elif frame.kind is FrameKind.MISSING:
-                    play = plc.lost()
-                    n["concealed"] += 1
+                payload = jb_pop(now)
+                if payload is None:
+                    if jb.kind is missing:
+                        play = lost()
+                        n_concealed += 1
+                    else:
+                        play = silence
+                elif len(payload) == FRAME:
+                    play = good_decoded(decode_octets, payload)
                 else:
                     play = silence
                 if tone is not None:
                     play = tone.read(FRAME)
-                self._audio.write(play)
+                write(play)
 
                 # -- send
-                sends = self.media.sends and not held
-                if dtmf_tx.busy and sends:
-                    pkt_out = dtmf_tx.next_packet()
-                    if pkt_out is not None:
-                        payload, marker, ts = pkt_out
-                        out = sender.packet(payload, FRAME, marker, payload_type=self._dtmf_pt,
-                                            timestamp=ts)
-                        self._send(out)
-                    else:
-                        sender.skip(FRAME)
-                    fifo_n = 0
-                elif sends and self._ptime_samples == FRAME and not fifo_n:
-                    # the common case, 20 ms packets: encode straight into the packet
-                    self._codec.encode_into(silence if muted else mic, payload_view)
-                    size = sender.header_into(out_buf, FRAME, FRAME)
-                    self._send(memoryview(out_buf)[:size])
-                elif sends:
-                    src: Pcm = silence if muted else mic
-                    fifo[fifo_n:fifo_n + FRAME] = src
-                    fifo_n += FRAME
-                    ps = self._ptime_samples
-                    while fifo_n >= ps:
-                        self._codec.encode_into(fifo[:ps], out_view[HEADER_SIZE:HEADER_SIZE + ps])
-                        size = sender.header_into(out_buf, ps, ps)
-                        self._send(memoryview(out_buf)[:size])
-                        fifo[: fifo_n - ps] = fifo[ps:fifo_n]
-                        fifo_n -= ps
+                if fast_send:
+                    # the common case, 20 ms packets
+                    out_buf[HEADER_SIZE:HEADER_SIZE + FRAME] = encode(silence if muted else mic)
+                    header_into(out_buf, FRAME, FRAME)
+                    try:
+                        sendto(packet_view, remote)
+                    except OSError as e:  # unreachable, no route: the call goes on
+                        log.debug("RTP send to %s: %s", remote, e)
                 else:
-                    sender.skip(FRAME)
-                    fifo_n = 0
+                    fast_send = self._send_other(mic, silence, sender, dtmf_tx, out_buf,
+                                                 out_view)
 
                 # -- RTCP
-                wall = self._wall()
-                if rtcp.report_due(wall):
-                    report = rtcp.build_report(wall, packets_sent=sender.packets_sent,
-                                               octets_sent=sender.octets_sent,
-                                               rtp_timestamp=sender.timestamp,
-                                               stats=rx if rx.valid else None)
-                    self._send_rtcp(report)
+                if now >= rtcp_at:
+                    wall = self._wall()
+                    if rtcp.report_due(wall):
+                        self._catch_up_rx()
+                        report = rtcp.build_report(wall, packets_sent=sender.packets_sent,
+                                                   octets_sent=sender.octets_sent,
+                                                   rtp_timestamp=sender.timestamp,
+                                                   stats=rx if rx.valid else None)
+                        self._send_rtcp(report)
+                    rtcp_at = now + rtcp.next_report_at - wall
 
                 frames += 1
                 if frames % 10:  # the snapshot is for people: 5 a second is plenty
                     continue
-                jbs = jb.stats()
-                self._stats = {
-                    "codec": self._codec.name,
-                    "tx_packets": sender.packets_sent,
-                    "rx_packets": n["rx"],
-                    # distinct packets never received (RFC 3550's cumulative count
-                    # takes duplicates as received, hiding losses behind them)
-                    "rx_lost": max(0, rx.lost + rx.duplicates) if rx.valid else 0,
-                    "rx_late": int(jbs.get("late", 0)),
-                    "rx_duplicates": rx.duplicates,
-                    "rx_invalid": n["rx_bad"],
-                    "rx_filtered": n["rx_filtered"],
-                    "concealed_frames": n["concealed"],
-                    "jitter_ms": round(rx.jitter_ms, 2) if rx.valid else 0.0,
-                    "rtt_ms": round(rtcp.rtt * 1000, 1) if rtcp.rtt is not None else None,
-                    "jitter_buffer_ms": round(float(jbs.get("delay_ms", 0.0)), 1),
-                    "remote": f"{self._remote[0]}:{self._remote[1]}",
-                    "muted": muted,
-                    "held": held,
-                }
+                self._catch_up_rx()
+                self._publish(sender, n_rx, n_concealed)
         finally:
             try:
+                self._catch_up_rx()
                 wall = self._wall()
                 self._send_rtcp(rtcp.build_bye(wall, packets_sent=sender.packets_sent,
                                                octets_sent=sender.octets_sent,
@@ -367,6 +337,199 @@ class MediaSession:
                                                stats=rx if rx.valid else None))
             finally:
                 self._audio.stop()
+
+    def _hot(self) -> tuple[int, Callable[[bytes | bytearray, memoryview], None],
+                            Callable[[Pcm], bytes], bool, bool, ToneGenerator | None]:
+        """The state the loop keeps in local names, after a command may have changed it:
+        the payload type the receive fast path takes, the codec, whether sending takes the
+        fast path, mute, the local tone."""
+        pt = self._pt
+        # with rtcp-mux, payload types 64..95 could be RTCP (RFC 5761 §4): no fast path
+        fast_pt = -1 if self.media.rtcp_mux and 64 <= pt <= 95 else pt
+        fast_send = (self.media.sends and not self._held and self._ptime_samples == FRAME
+                     and not self._dtmf_busy and not self._fifo_n)
+        return (fast_pt, self._codec.decode_octets_into, self._codec.encode, fast_send,
+                self._muted, self._tone)
+
+    def _rx_hot(self) -> tuple[tuple[str, int] | None, tuple[str, int], int | None, bool]:
+        """The receive state the loop keeps in local names: the source whose packets the
+        fast path takes when reading addresses (none until symmetric RTP latched:
+        ``_accept_source`` sees those packets), where to send, the peer's SSRC, and
+        whether to read without addresses (the peer and its SSRC known, nothing held)."""
+        trusting = self._latched and self._peer_ssrc is not None and self._unsourced is None
+        return (self._remote if self._latched else None, self._remote, self._peer_ssrc,
+                trusting)
+
+    def _commands(self, dtmf_tx: DtmfSender, sender: RtpSender) -> bool:
+        """Carry out the queued commands; True to stop."""
+        stop = False
+        cmds = self._cmds
+        while cmds:
+            cmd, arg = cmds.popleft()
+            if cmd is Cmd.STOP:
+                stop = True
+            elif cmd is Cmd.UPDATE:
+                self._setup(arg)
+                sender.payload_type = self._pt
+            elif cmd is Cmd.MUTE:
+                self._muted = bool(arg)
+            elif cmd is Cmd.HOLD:
+                self._held = bool(arg)
+            elif cmd is Cmd.DTMF:
+                digits, dur = arg
+                if self._dtmf_pt is not None:
+                    for d in digits:
+                        dtmf_tx.start(d, sender.timestamp, dur)
+                    self._dtmf_busy = dtmf_tx.busy
+            elif cmd is Cmd.TONE:
+                self._tone = ToneGenerator(arg, RATE) if arg is not None else None
+        return stop
+
+    def _receive(self, buf: bytearray, size: int, addr: tuple[str, int] | None,
+                 now: float) -> None:
+        """Every packet the loop's fast path does not take: RTCP on a muxed port, other
+        sources, marker bits, header extensions, the other G.711 law, DTMF, garbage, and
+        packets read without their source (``addr`` None) that do not carry the peer's
+        SSRC."""
+        n = self._n
+        self._catch_up_rx()  # keep ReceiveStats in arrival order
+        data = memoryview(buf)[:size]
+        if self.media.rtcp_mux and rtcp_mod.is_rtcp(data):
+            self._on_rtcp(self._rtcp, bytes(data))  # from any source, as ever
+            return
+        rtp = size >= HEADER_SIZE and buf[0] >> 6 == 2
+        ssrc = _HEADER.unpack_from(buf)[4] if rtp else None
+        if addr is None:
+            # read without its source: the peer's if it has the peer's SSRC (a stranger
+            # would have to guess it; one that can spoofs its address as easily)
+            if not rtp:
+                n["rx_bad"] += 1  # garbage: whoever sent it, it is invalid
+                return
+            if ssrc != self._peer_ssrc:
+                # another SSRC: the peer's new one or a stranger's, as the source of the
+                # next packet with it will tell; read addresses until then
+                self._unsourced = (bytes(data), now, ssrc)
+                return
+            addr = self._remote
+        held = self._unsourced
+        if held is not None and held[2] == ssrc:
+            self._unsourced = None
+            self._receive(bytearray(held[0]), len(held[0]), addr, held[1])
+        if not self._accept_source(addr):
+            n["rx_filtered"] += 1
+            return
+        if rtp and ((buf[1] & 0x7F) == self._pt or (buf[1] & 0x7F) in self._translate):
+            self._peer_ssrc = ssrc  # its audio: what the loop reads without addresses
+        if size > HEADER_SIZE and buf[0] == 0x80:
+            # a plain header with a marker bit, or the other G.711 law (SIPp's pcap player
+            # sends it): read in place
+            _, mpt, seq, ts, ssrc = _HEADER.unpack_from(buf)
+            pt = mpt & 0x7F
+            table = None if pt == self._pt else self._translate.get(pt)
+            if pt == self._pt or table is not None:
+                payload = buf[HEADER_SIZE:size]
+                n["rx"] += 1
+                self._rx.update_fields(seq, ts, ssrc, now * RATE)
+                self._jb.put(seq, ts, ssrc, mpt > 0x7F,
+                             payload if table is None else payload.translate(table), now)
+                return
+        try:
+            pkt = RtpPacket.parse(data)
+        except ValueError:
+            n["rx_bad"] += 1
+            return
+        arrival_ts = now * RATE
+        if pkt.payload_type == self._dtmf_pt:
+            for digit in self._dtmf_rx.feed(pkt.payload, pkt.timestamp, pkt.marker, pkt.ssrc):
+                self._on_event({"event": "dtmf", "digit": digit.digit,
+                                "duration_ms": digit.duration_ms})
+            self._rx.update(pkt, arrival_ts)
+            return
+        payload = pkt.payload
+        if pkt.payload_type != self._pt:
+            table = self._translate.get(pkt.payload_type)
+            if table is None:
+                n["rx_bad"] += 1
+                return
+            payload = payload.translate(table)
+        n["rx"] += 1
+        self._rx.update(pkt, arrival_ts)
+        self._jb.put(pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.marker, payload, now)
+
+    def _expire_unsourced(self, now: float) -> None:
+        """A packet held for its source that none of its SSRC followed within 100 ms: its
+        source stays unknown, so it is not taken."""
+        if self._unsourced is not None and now - self._unsourced[1] > 0.1:
+            self._unsourced = None
+            self._n["rx_filtered"] += 1
+
+    def _catch_up_rx(self) -> None:
+        """Give ReceiveStats the fast path's packets it has not seen yet."""
+        pending = self._rx_pending
+        if pending:
+            update = self._rx.update_fields
+            for seq, ts, ssrc, arrival_ts in pending:
+                update(seq, ts, ssrc, arrival_ts)
+            pending.clear()
+
+    def _send_other(self, mic: Pcm, silence: Pcm, sender: RtpSender, dtmf_tx: DtmfSender,
+                    out_buf: bytearray, out_view: Any) -> bool:
+        """Every send the loop's fast path does not make: DTMF events, hold, packets of
+        other than 20 ms. Returns whether the next frame can take the fast path."""
+        sends = self.media.sends and not self._held
+        if self._dtmf_busy and sends:
+            pkt_out = dtmf_tx.next_packet()
+            if pkt_out is not None:
+                payload, marker, ts = pkt_out
+                out = sender.packet(payload, FRAME, marker, payload_type=self._dtmf_pt,
+                                    timestamp=ts)
+                self._send(out)
+            else:
+                sender.skip(FRAME)
+            self._fifo_n = 0
+            self._dtmf_busy = dtmf_tx.busy
+        elif sends:
+            fifo = self._fifo
+            fifo_n = self._fifo_n
+            fifo[fifo_n:fifo_n + FRAME] = silence if self._muted else mic
+            fifo_n += FRAME
+            ps = self._ptime_samples
+            while fifo_n >= ps:
+                self._codec.encode_into(fifo[:ps], out_view[HEADER_SIZE:HEADER_SIZE + ps])
+                size = sender.header_into(out_buf, ps, ps)
+                self._send(memoryview(out_buf)[:size])
+                fifo[: fifo_n - ps] = fifo[ps:fifo_n]
+                fifo_n -= ps
+            self._fifo_n = fifo_n
+        else:
+            sender.skip(FRAME)
+            self._fifo_n = 0
+        return (sends and self._ptime_samples == FRAME and not self._dtmf_busy
+                and not self._fifo_n)
+
+    def _publish(self, sender: RtpSender, n_rx: int, n_concealed: int) -> None:
+        """Replace the stats snapshot ``stats()`` hands out."""
+        rx, jb, rtcp, n = self._rx, self._jb, self._rtcp, self._n
+        jbs = jb.stats()
+        self._stats = {
+            "codec": self._codec.name,
+            "tx_packets": sender.packets_sent,
+            "rx_packets": n_rx + n["rx"],
+            # distinct packets never received (RFC 3550's cumulative count
+            # takes duplicates as received, hiding losses behind them)
+            "rx_lost": max(0, rx.lost + rx.duplicates) if rx.valid else 0,
+            "rx_late": int(jbs.get("late", 0)),
+            "rx_duplicates": rx.duplicates,
+            "rx_invalid": n["rx_bad"],
+            "rx_filtered": n["rx_filtered"],
+            "concealed_frames": n_concealed,
+            "jitter_ms": round(rx.jitter_ms, 2) if rx.valid else 0.0,
+            "rtt_ms": round(rtcp.rtt * 1000, 1) if rtcp.rtt is not None else None,
+            "jitter_buffer_ms": round(float(jbs.get("delay_ms", 0.0)), 1),
+            "remote": f"{self._remote[0]}:{self._remote[1]}",
+            "muted": self._muted,
+            "held": self._held,
+        }
 
     # --------------------------------------------------------------- helpers
 
@@ -377,6 +540,7 @@ class MediaSession:
             return True
         if not self._latched:
             self._latched = True
+            self._peer_ssrc = None
             log.info("symmetric RTP: sending to %s:%d instead of %s:%d", addr[0], addr[1],
                      *self._remote)
             self._remote = (addr[0], addr[1])

@@ -310,6 +310,7 @@ class Arrival(enum.Enum):
         return self in _COUNTED
 
 
+_IN_ORDER: Final = Arrival.IN_ORDER
 _COUNTED: Final = frozenset({Arrival.IN_ORDER, Arrival.LATE, Arrival.DUPLICATE, Arrival.RESTART})
 
 
@@ -405,6 +406,21 @@ class ReceiveStats:
 
     def update_fields(self, seq: int, timestamp: int, ssrc: int, arrival: float) -> Arrival:
         """``update`` from the header fields alone (the media thread's fast path)."""
+        if ssrc == self.ssrc and not self.probation and seq and \
+                (seq - self.max_seq) & 0xFFFF == 1:
+            # the usual packet, the next in sequence and not wrapping: what _update_seq and
+            # _update_jitter do for it, in one call (the media thread runs it on cold caches)
+            self.max_seq = seq
+            self._seen = ((self._seen << 1) | 1) & _WINDOW_MASK
+            self.received += 1
+            prev = self._prev_arrival
+            if prev is not None:
+                d = (arrival - prev) - (((timestamp - self._prev_timestamp + 0x80000000)
+                                         & 0xFFFFFFFF) - 0x80000000)
+                self.jitter += ((d if d >= 0.0 else -d) - self.jitter) / 16.0
+            self._prev_arrival = arrival
+            self._prev_timestamp = timestamp
+            return _IN_ORDER
         if ssrc != self.ssrc:
             if self.ssrc is not None:
                 self.ssrc_changes += 1

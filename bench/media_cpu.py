@@ -17,6 +17,7 @@ RTCP, stats); a plain blocking-socket loop with no jitter buffer (a floor).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import socket
@@ -110,10 +111,8 @@ def run_plain(sock: socket.socket, peer_port: int, seconds: float) -> None:
     seq = ts = 0
     t, end = time.monotonic(), time.monotonic() + seconds
     while t < end:
-        try:
+        with contextlib.suppress(TimeoutError):
             sock.recv(2048)
-        except TimeoutError:
-            pass
         now = time.monotonic()
         if now >= t:
             sock.sendto(struct.pack("!BBHII", 0x80, 0, seq, ts, 0x99) + frame,

@@ -90,7 +90,8 @@ class ImpairmentRelay:
                  corrupt: Callable[[bytes], bytes | None] | None = None) -> None:
         self.clock = clock
         self.rng = random.Random(seed)
-        self.loss, self.jitter_ms, self.duplicate, self.reorder = loss, jitter_ms, duplicate, reorder
+        self.loss, self.jitter_ms = loss, jitter_ms
+        self.duplicate, self.reorder = duplicate, reorder
         self.corrupt = corrupt
         self.a_side = udp_socket()  # A sends here
         self.b_side = udp_socket()  # B sends here

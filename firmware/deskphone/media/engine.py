@@ -323,13 +323,14 @@ class MediaSession:
                     rtcp_at = now + rtcp.next_report_at - wall
 
                 frames += 1
-                if frames % 10:  # the snapshot is for people: 5 a second is plenty
+                if frames % 25:  # the snapshot is for people: twice a second is plenty
                     continue
                 self._catch_up_rx()
                 self._publish(sender, n_rx, n_concealed)
         finally:
             try:
                 self._catch_up_rx()
+                self._publish(sender, n_rx, n_concealed)  # the call's last word
                 wall = self._wall()
                 self._send_rtcp(rtcp.build_bye(wall, packets_sent=sender.packets_sent,
                                                octets_sent=sender.octets_sent,

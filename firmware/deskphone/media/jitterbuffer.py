@@ -175,9 +175,10 @@ class JitterBuffer:
             play = self._play
             t = play + ((timestamp - play + 0x80000000) & _TS_MASK) - 0x80000000
             transit = arrival * self._rate - t
-            if (((seq - self._max_seq + 0x8000) & 0xFFFF) == 0x8001 and t >= play
-                    and not (t - play) % fs and -self._jump <= transit - self._base <= self._jump
-                    and t not in self._slots and len(self._slots) < self._cap):
+            slots = self._slots
+            if ((seq - self._max_seq) & 0xFFFF == 1 and t >= play and not (t - play) % fs
+                    and -self._jump <= transit - self._base <= self._jump
+                    and t not in slots and len(slots) < self._cap):
                 self._max_seq += 1
                 self._seen = ((self._seen << 1) | 1) & _SEEN_MASK
                 self._received += 1
@@ -203,7 +204,7 @@ class JitterBuffer:
                     self._spread += (spread - self._spread) * (step if step < 1.0 else 1.0)
                 if arrival > last:
                     self._last_arrival = arrival
-                self._slots[t] = [payload, self._full, False]
+                slots[t] = [payload, self._full, False]
                 return
         self._put(seq, timestamp, ssrc, marker, payload, arrival)
 

@@ -23,10 +23,12 @@ from deskphone.media.g711 import (
     Codec,
     alaw_decode,
     alaw_decode_into,
+    alaw_decode_octets_into,
     alaw_encode,
     alaw_encode_into,
     ulaw_decode,
     ulaw_decode_into,
+    ulaw_decode_octets_into,
     ulaw_encode,
     ulaw_encode_into,
 )
@@ -43,6 +45,10 @@ LAWS = {
     "alaw": (alaw_encode, alaw_decode, alaw_encode_into, alaw_decode_into),
 }
 frames = hnp.arrays(np.int16, st.integers(0, 480))
+OCTETS = {"ulaw": ulaw_decode_octets_into, "alaw": alaw_decode_octets_into}
+# the C paths the media thread takes when the interpreter has audioop, and which the tables
+# stand in for when it has not
+C_PATHS = {"ulaw": ("_lin2ulaw", "_ulaw2lin"), "alaw": ("_lin2alaw", "_alaw2lin")}
 
 
 # -- the reference vectors --------------------------------------------------------------------
@@ -198,3 +204,34 @@ def test_codec_table_is_read_only() -> None:
     with pytest.raises(FrozenInstanceError):
         CODECS["PCMU"].payload_type = 8  # type: ignore[misc]
     assert isinstance(CODECS["PCMA"], Codec)
+
+
+# -- the media thread's paths ------------------------------------------------------------------
+
+@needs_vectors
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("with_audioop", [True, False])
+def test_every_path_matches_the_bin_vectors(law: str, with_audioop: bool,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encoding and octet decoding through audioop's C loop where the interpreter has it,
+    and through the tables where it has not (Python 3.13+ without audioop-lts): the same."""
+    if with_audioop and g711._audioop is None:
+        pytest.skip("no audioop in this interpreter")
+    if not with_audioop:
+        for name in C_PATHS[law]:
+            monkeypatch.setattr(g711, name, None)
+    encode = LAWS[law][0]
+    assert encode(ALL_SAMPLES) == (VECTORS / f"{law}_encode_all_int16.bin").read_bytes()
+    assert encode(ALL_SAMPLES[::2]) == encode(ALL_SAMPLES[::2].copy())  # strided: tables
+    reference = np.frombuffer((VECTORS / f"{law}_decode_all_codes.bin").read_bytes(), "<i2")
+    pcm = np.full(256, 12345, np.int16)
+    OCTETS[law](ALL_CODES, memoryview(pcm).cast("B"))
+    np.testing.assert_array_equal(pcm, reference)
+    out = bytearray(512)
+    OCTETS[law](bytearray(ALL_CODES), out)
+    np.testing.assert_array_equal(np.frombuffer(out, np.int16), reference)
+
+
+def test_codec_table_has_the_octet_decoders() -> None:
+    assert CODECS["PCMU"].decode_octets_into is ulaw_decode_octets_into
+    assert CODECS["PCMA"].decode_octets_into is alaw_decode_octets_into

@@ -467,3 +467,47 @@ def test_module_is_pure() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "socket", "time", "random", "threading", "selectors"}
+
+
+# -- the fast paths ---------------------------------------------------------------------------
+
+class _GeneralOnly(JitterBuffer):
+    """The jitter buffer without its fast paths for the usual packet and frame."""
+
+    put = JitterBuffer._put
+    pop = JitterBuffer._pop
+
+
+@pytest.mark.parametrize(("seed", "skew", "spurts", "loss"),
+                         [(0, 0.004, True, 0.05), (1, -0.004, True, 0.05),
+                          (2, 0.01, False, 0.0), (3, -0.01, False, 0.02)])
+def test_the_fast_paths_agree_with_the_general_ones(seed: int, skew: float, spurts: bool,
+                                                    loss: float) -> None:
+    """Jitter, loss, duplicates, reordering, talk spurts, skew, the wrap, an SSRC change and
+    a timestamp jump: the same frames, and the same state to the last bit."""
+    rng = random.Random(seed)
+    sent = stream(1500, seq0=65000, ts0=MASK - 50_000, skew=skew,
+                  delay=lambda k: rng.uniform(0.0, 0.04))
+    sent += stream(1000, seq0=9, ts0=123_456, ssrc=2, t0=31.0,
+                   delay=lambda k: rng.uniform(0.0, 0.01))
+    sent[900:1500] = [replace(p, ts=(p.ts - 10 * RATE) & MASK) for p in sent[900:1500]]
+    sent[2000:] = [replace(p, ts=(p.ts + 10 * RATE) & MASK) for p in sent[2000:]]
+    delivered = []
+    for k, p in enumerate(sent):
+        if spurts and 600 <= k % 700 < 620:
+            continue  # silence suppression: the next packet starts a talk spurt
+        roll = rng.random()
+        if roll < loss and k not in (900, 2000):  # the first packets after the jumps
+            continue
+        p = replace(p, marker=p.marker or (spurts and k % 700 == 620))
+        delivered.append(p)
+        if roll > 0.97:
+            delivered.append(replace(p, arrival=p.arrival + rng.uniform(0.0, 0.08)))
+    fast, general = JitterBuffer(), _GeneralOnly()
+    played_fast = play(fast, delivered, 52.0, phase=0.007)
+    played_general = play(general, delivered, 52.0, phase=0.007)
+    assert [p.frame for p in played_fast] == [p.frame for p in played_general]
+    assert [p.stats for p in played_fast] == [p.stats for p in played_general]
+    assert vars(fast) == vars(general)
+    assert kinds(played_fast).count("A") > 2000
+    assert sum(fast.stats()[k] for k in ("dropped", "inserted", "skipped")) > 0

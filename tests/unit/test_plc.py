@@ -212,3 +212,62 @@ def test_module_is_pure() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "socket", "time", "random", "threading", "selectors"}
+
+
+def _copy_into(payload: bytes, octets: memoryview) -> None:
+    octets[:] = payload  # a "decoder" for int16 samples given as octets
+
+
+@pytest.mark.parametrize("frame", [80, 160])
+@pytest.mark.parametrize("f0", [70.0, 150.0])
+def test_lent_frames_conceal_exactly_as_copied_ones(frame: int, f0: float) -> None:
+    """Frames decoded into the concealer's own buffers (``good_decoded``, or
+    ``frame_buffer`` + ``good``) are kept as history by reference; the output is the
+    same as for frames the concealer copies, through losses of every length (70 Hz: the
+    third period repeated reaches back to the oldest sample of the history)."""
+    x = harmonic(8000 * 4 // frame * frame, f0)
+    rng = np.random.default_rng(7)
+    lost: set[int] = set()
+    k = 5
+    while k < len(x) // frame:  # runs of 1..4 lost frames between 2..6 good ones
+        run_length = int(rng.integers(1, 5))
+        lost.update(range(k, k + run_length))
+        k += run_length + int(rng.integers(2, 7))
+    expected = run(x, lost, frame)
+    for how in ("good_decoded", "frame_buffer", "mixed"):
+        concealer = Concealer(frame)
+        out = []
+        for k, chunk in enumerate(x.reshape(-1, frame)):
+            if k in lost:
+                result = concealer.lost()
+            elif how == "good_decoded" or (how == "mixed" and k % 3 == 0):
+                result = concealer.good_decoded(_copy_into, chunk.tobytes())
+            elif how == "frame_buffer" or k % 3 == 1:
+                samples, octets = concealer.frame_buffer()
+                octets[:] = chunk.tobytes()
+                result = concealer.good(samples)
+            else:
+                result = concealer.good(chunk.copy())
+            out.append(result.copy())
+        np.testing.assert_array_equal(np.concatenate(out), expected, err_msg=how)
+
+
+@pytest.mark.parametrize("lendings", ["GjjGj", "GjjGG", "GjjGGjjG", "GGGGjG"])
+def test_lending_a_buffer_that_holds_history_copies_the_history_out_first(
+        lendings: str) -> None:
+    """Frames lent and never given back (j) skip buffers in the turn, so a later lending
+    comes round to a buffer still holding history by reference: the concealer copies
+    that history out before the buffer is written, by good_decoded (G) or not."""
+    frames = harmonic(160 * 20, 70.0).reshape(-1, 160)
+    reference, lender = Concealer(), Concealer()
+    good = iter(frames)
+    for step in lendings:
+        if step == "j":
+            _, octets = lender.frame_buffer()  # lent, filled with junk, never played
+            octets[:] = bytes(range(256)) + bytes(64)
+        else:
+            chunk = next(good)
+            reference.good(chunk.copy())
+            lender.good_decoded(_copy_into, chunk.tobytes())
+    for _ in range(4):
+        np.testing.assert_array_equal(lender.lost(), reference.lost())

@@ -441,3 +441,30 @@ def test_media_protocol_modules_are_pure(module: str) -> None:
     """No clock, socket, randomness or threads: ``now`` and an ``Rng`` are passed in."""
     path: Path = PACKAGE / "media" / f"{module}.py"
     assert imported_modules(path) & FORBIDDEN == set()
+
+
+class _GeneralOnly(ReceiveStats):
+    """ReceiveStats without its fast path for the usual packet."""
+
+    update_fields = ReceiveStats._update_fields
+
+
+def test_the_fast_path_agrees_with_the_general_one() -> None:
+    """Packets in order, lost, late, duplicated, across the sequence wrap, a jump and an
+    SSRC change: the same results and the same state, to the last bit of the jitter."""
+    rng = random.Random(5)
+    fast, general = ReceiveStats(), _GeneralOnly()
+    seq, ts, arrival, ssrc = 65000, 4_294_960_000, 0.0, 0x5EED
+    for k in range(3000):
+        if k == 1500:
+            ssrc = 0xBEEF
+        if k == 2200:
+            seq += 5000  # a jump, then a restart on the next
+        roll = rng.random()
+        step = 0 if roll < 0.03 else -2 if roll < 0.06 else 2 if roll < 0.1 else 1
+        seq, ts = (seq + step) & 0xFFFF, (ts + 160 * step) & 0xFFFFFFFF
+        arrival += 160 + rng.uniform(-40.0, 40.0)
+        assert fast.update_fields(seq, ts, ssrc, arrival) is \
+            general.update_fields(seq, ts, ssrc, arrival)
+        assert repr(fast) == repr(general)
+        assert all(getattr(fast, a) == getattr(general, a) for a in ReceiveStats.__slots__)

@@ -13,9 +13,23 @@ Each turn of the loop is one 20 ms frame:
 
 The control plane (the asyncio loop) talks to the thread only through a
 queue of commands (update, mute, hold, dtmf, tone, stop) and reads ``stats()``,
-a dict the thread replaces whole each frame. Events the thread finds (DTMF
-digits, the far end's RTCP BYE) go out through ``on_event``, which the app
-points at ``loop.call_soon_threadsafe``.
+a dict the thread replaces whole twice a second and as it ends. Events the
+thread finds (DTMF digits, the far end's RTCP BYE) go out through ``on_event``,
+which the app points at ``loop.call_soon_threadsafe``.
+
+Cost. The thread sleeps ~20 ms between turns and wakes to cold caches, where a
+numpy call costs 10-15 µs and each new code path a few µs: on the budget of a
+desk phone (and against pyVoIP in bench/media_cpu.py) that is what a turn's
+cost is made of. So the usual turn takes a fast path of few C calls and no
+numpy: one poll, one recv_into, the header unpacked in place, the jitter
+buffer's and ReceiveStats' in-order paths, G.711 in one C call each way
+(g711.py), the concealer keeping history by reference (plc.py), header packed
+in place, one sendto. Source filtering on that path is by SSRC: once a packet
+from the peer's address has shown its SSRC, packets are read without their
+address (CPython formats each into a new str with inet_ntop), and any packet
+with another SSRC sends the thread back to reading addresses until that SSRC's
+source is known (``_receive``). Anything unusual leaves the fast path for the
+general code, which does the same as before it.
 
 Nothing that can be allocated once is allocated per frame: the packet buffer,
 the receive buffer and the decode buffers live for the session.
@@ -106,7 +120,6 @@ class MediaSession:
         self._tone: ToneGenerator | None = None
         self._fifo_n = 0
         self._n = {"rx": 0, "rx_bad": 0, "rx_filtered": 0}  # counts off the fast path
-        self._rx_pending: list[tuple[int, int, int, float]] = []
         # a packet read without its source, waiting for a later one of its SSRC to show
         # where that SSRC comes from: (octets, arrival, ssrc)
         self._unsourced: tuple[bytes, float, int] | None = None
@@ -217,9 +230,7 @@ class MediaSession:
         recv_from, recv = sock.recvfrom_into, sock.recv_into
         sendto = sock.sendto
         unpack = _HEADER.unpack_from
-        # ReceiveStats is read only for RTCP and the stats snapshot, so the fast path's
-        # packets reach it ten frames at a time (_catch_up_rx), on warm caches
-        rx_later = self._rx_pending.append
+        rx_update = rx.update_fields
         jb_put, jb_pop = jb.put, jb.pop
         good_decoded, lost = plc.good_decoded, plc.lost
         header_into = sender.header_into
@@ -272,7 +283,7 @@ class MediaSession:
                             # the usual packet: ours, no marker, padding, extension or
                             # CSRCs, our codec; its header read in place
                             n_rx += 1
-                            rx_later((seq, ts, ssrc, arrival_ts))
+                            rx_update(seq, ts, ssrc, arrival_ts)
                             jb_put(seq, ts, ssrc, False, recv_buf[HEADER_SIZE:size], now)
                             continue
                     self._receive(recv_buf, size, addr, now)
@@ -314,7 +325,6 @@ class MediaSession:
                 if now >= rtcp_at:
                     wall = self._wall()
                     if rtcp.report_due(wall):
-                        self._catch_up_rx()
                         report = rtcp.build_report(wall, packets_sent=sender.packets_sent,
                                                    octets_sent=sender.octets_sent,
                                                    rtp_timestamp=sender.timestamp,
@@ -325,11 +335,9 @@ class MediaSession:
                 frames += 1
                 if frames % 25:  # the snapshot is for people: twice a second is plenty
                     continue
-                self._catch_up_rx()
                 self._publish(sender, n_rx, n_concealed)
         finally:
             try:
-                self._catch_up_rx()
                 self._publish(sender, n_rx, n_concealed)  # the call's last word
                 wall = self._wall()
                 self._send_rtcp(rtcp.build_bye(wall, packets_sent=sender.packets_sent,
@@ -393,13 +401,12 @@ class MediaSession:
         packets read without their source (``addr`` None) that do not carry the peer's
         SSRC."""
         n = self._n
-        self._catch_up_rx()  # keep ReceiveStats in arrival order
         data = memoryview(buf)[:size]
         if self.media.rtcp_mux and rtcp_mod.is_rtcp(data):
             self._on_rtcp(self._rtcp, bytes(data))  # from any source, as ever
             return
         rtp = size >= HEADER_SIZE and buf[0] >> 6 == 2
-        ssrc = _HEADER.unpack_from(buf)[4] if rtp else None
+        ssrc: int = _HEADER.unpack_from(buf)[4] if rtp else -1  # -1: none
         if addr is None:
             # read without its source: the peer's if it has the peer's SSRC (a stranger
             # would have to guess it; one that can spoofs its address as easily)
@@ -428,11 +435,11 @@ class MediaSession:
             pt = mpt & 0x7F
             table = None if pt == self._pt else self._translate.get(pt)
             if pt == self._pt or table is not None:
-                payload = buf[HEADER_SIZE:size]
+                octets = buf[HEADER_SIZE:size]
                 n["rx"] += 1
                 self._rx.update_fields(seq, ts, ssrc, now * RATE)
                 self._jb.put(seq, ts, ssrc, mpt > 0x7F,
-                             payload if table is None else payload.translate(table), now)
+                             octets if table is None else octets.translate(table), now)
                 return
         try:
             pkt = RtpPacket.parse(data)
@@ -459,19 +466,11 @@ class MediaSession:
 
     def _expire_unsourced(self, now: float) -> None:
         """A packet held for its source that none of its SSRC followed within 100 ms: its
-        source stays unknown, so it is not taken."""
+        source stays unknown, so it is not taken (a stranger's stray packet; a stream of
+        the peer's is never one packet long)."""
         if self._unsourced is not None and now - self._unsourced[1] > 0.1:
             self._unsourced = None
             self._n["rx_filtered"] += 1
-
-    def _catch_up_rx(self) -> None:
-        """Give ReceiveStats the fast path's packets it has not seen yet."""
-        pending = self._rx_pending
-        if pending:
-            update = self._rx.update_fields
-            for seq, ts, ssrc, arrival_ts in pending:
-                update(seq, ts, ssrc, arrival_ts)
-            pending.clear()
 
     def _send_other(self, mic: Pcm, silence: Pcm, sender: RtpSender, dtmf_tx: DtmfSender,
                     out_buf: bytearray, out_view: Any) -> bool:

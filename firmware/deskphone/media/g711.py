@@ -3,7 +3,8 @@
 Bit-exact with CPython's ``audioop`` (the Sun Microsystems g711.c that most
 stacks share) on all 65,536 int16 inputs and all 256 codes. The algorithm runs
 once, vectorised, at import to fill four lookup tables; after that a 20 ms
-frame is one ``numpy.take`` each way.
+frame is one ``numpy.take`` each way, or one call of ``audioop``'s C loop
+where the interpreter has it (see below).
 
 Tables:
   ``ULAW_ENCODE_TABLE`` / ``ALAW_ENCODE_TABLE``: uint8[65536], element i is the
@@ -13,32 +14,36 @@ Tables:
 
 For the real-time thread, ``*_encode_into`` / ``*_decode_into`` write into a
 caller's preallocated array (e.g. an array view of the RTP packet buffer's
-payload) instead of allocating a fresh result per frame, and
-``*_decode_octets_into`` decodes without numpy at all: the decode table split
-into two ``bytes.translate`` tables, one per octet of the native int16, written
-interleaved into the caller's buffer. On the media thread, which wakes every
-20 ms to cold caches, a numpy call costs 10-15 µs and that path a few.
+payload) instead of allocating a fresh result per frame. The media thread,
+which wakes every 20 ms to cold caches where a numpy call costs 10-15 µs, uses
+no numpy: ``*_encode`` (bytes out) and ``*_decode_octets_into`` (samples
+written as octets into the caller's buffer) run ``audioop``'s C loop, and
+without audioop the encode table or, for decoding, the decode table split into
+two ``bytes.translate`` tables (one per octet of the native int16) written
+interleaved: a few C calls either way.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-# The standard library's G.711 (the same g711.c) encodes a frame in one C loop, several
+# The standard library's G.711 (the same g711.c) codes a frame in one C loop, several
 # times cheaper than a numpy call on the media thread's cold caches. It is in CPython up
 # to 3.12 (deprecated by PEP 594) and in the audioop-lts backport after; without it the
-# tables below do the work, with the same result.
+# tables below do the work, with the same result (tests/unit/test_g711.py checks both).
+_audioop: ModuleType | None
 try:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop as _audioop
+        _audioop = importlib.import_module("audioop")
 except ImportError:  # Python 3.13+ without audioop-lts
     _audioop = None
 
@@ -153,8 +158,11 @@ _ALAW_OCTETS: Final = _octet_tables(ALAW_DECODE_TABLE)
 
 _lin2ulaw: Callable[[Any, int], bytes] | None = None
 _lin2alaw: Callable[[Any, int], bytes] | None = None
+_ulaw2lin: Callable[[Any, int], bytes] | None = None
+_alaw2lin: Callable[[Any, int], bytes] | None = None
 if _audioop is not None:
     _lin2ulaw, _lin2alaw = _audioop.lin2ulaw, _audioop.lin2alaw
+    _ulaw2lin, _alaw2lin = _audioop.ulaw2lin, _audioop.alaw2lin
 
 _INT16: Final = np.dtype(np.int16)
 _UINT8: Final = np.dtype(np.uint8)
@@ -214,7 +222,11 @@ def ulaw_decode_into(data: Buffer, out: Pcm) -> Pcm:
 
 def ulaw_decode_octets_into(data: Octets, out: bytearray | memoryview) -> None:
     """µ-law codes -> int16 samples (native order) written into ``out``, a byte buffer
-    of twice ``len(data)`` octets (e.g. ``memoryview(pcm).cast("B")``). No numpy."""
+    of twice ``len(data)`` octets (e.g. ``memoryview(pcm).cast("B")``). No numpy: the
+    media thread's decoder."""
+    if _ulaw2lin is not None:
+        out[:] = _ulaw2lin(data, 2)
+        return
     first, second = _ULAW_OCTETS
     out[0::2] = data.translate(first)
     out[1::2] = data.translate(second)
@@ -257,7 +269,11 @@ def alaw_decode_into(data: Buffer, out: Pcm) -> Pcm:
 
 def alaw_decode_octets_into(data: Octets, out: bytearray | memoryview) -> None:
     """A-law codes -> int16 samples (native order) written into ``out``, a byte buffer
-    of twice ``len(data)`` octets (e.g. ``memoryview(pcm).cast("B")``). No numpy."""
+    of twice ``len(data)`` octets (e.g. ``memoryview(pcm).cast("B")``). No numpy: the
+    media thread's decoder."""
+    if _alaw2lin is not None:
+        out[:] = _alaw2lin(data, 2)
+        return
     first, second = _ALAW_OCTETS
     out[0::2] = data.translate(first)
     out[1::2] = data.translate(second)

@@ -40,6 +40,12 @@ re-anchors the grid on it (RFC 3551 §4.1: the spurt start is where playout may 
 
 A new SSRC, a sequence jump of more than MAX_DROPOUT or a timestamp more than
 ``max_delay + 1 s`` off the stream's timeline restarts the stream; counters carry on.
+
+``put`` and ``pop`` (``get`` without the ``Frame``) each open with a fast path for the
+usual case (the next packet in sequence, one whole frame, into an empty slot; a whole frame
+to play with no level change due) that does what the general path does in fewer steps:
+the media thread runs them 50 times a second on cold caches. ``_put`` and ``_pop`` are the
+general paths, and a test holds the two to the same results bit for bit.
 """
 
 from __future__ import annotations
@@ -382,19 +388,22 @@ class JitterBuffer:
                     self._silent = False
                     self.kind = _AUDIO
                     self.timestamp = play & _TS_MASK
-                    return slot[0]
+                    data: bytes | bytearray = slot[0]
+                    return data
         return self._pop(now)
 
     def _pop(self, now: float) -> bytes | bytearray | None:
         """``pop`` for every case."""
         if self._ssrc is None:
-            return self._gap(0)
+            self._gap(0)
+            return None
         fs = self._fs
         target = self._target()
         offset = now * self._rate - self._play
         if not self._playing:
             if offset + _START_SLACK < self._base + target:
-                return self._gap(self._play)  # the first frame is not due yet
+                self._gap(self._play)  # the first frame is not due yet
+                return None
             self._playing = self._started = True
             self._offset = offset
             self._target_eff = target
@@ -408,7 +417,8 @@ class JitterBuffer:
         if error < (-fs / 2 if complete else 0.0):
             self._offset += fs  # play a gap frame and keep P: the delay grows a frame
             self._inserted += 1
-            return self._gap(self._play)
+            self._gap(self._play)
+            return None
         if complete:
             if error >= 1.5 * fs:  # skew ran the level up through speech: drop one frame
                 del self._slots[self._play]
@@ -435,14 +445,16 @@ class JitterBuffer:
         timestamp = self._play & _TS_MASK
         self._play += self._fs
         if slot is None:
-            return self._gap(timestamp)
+            self._gap(timestamp)
+            return None
         del self._slots[self._play - self._fs]
         self.timestamp = timestamp
         if slot[1] == self._full:
             self._since_audio = 0
             self._silent = False
             self.kind = _AUDIO
-            return slot[0]
+            data: bytes | bytearray = slot[0]
+            return data
         self._silent = False  # part of it came: a loss inside speech
         self._since_audio += 1
         self._concealed += 1

@@ -115,7 +115,7 @@ class Concealer:
         # frames lent by frame_buffer(): enough to hold the history, and the one being filled
         count = -(-HISTORY_SAMPLES // n) + 1
         self._lent: list[Pcm] = [np.zeros(n, np.int16) for _ in range(count)]
-        self._lent_octets = [memoryview(f).cast("B") for f in self._lent]
+        self._lent_octets = [f.data.cast("B") for f in self._lent]
         self._lend_next = 0
         self._out_on_loan = -1  # index of the frame lent and not yet given to good()
         # indices of lent frames good() took, oldest first, not yet copied into _history

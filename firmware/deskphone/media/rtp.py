@@ -421,6 +421,10 @@ class ReceiveStats:
             self._prev_arrival = arrival
             self._prev_timestamp = timestamp
             return _IN_ORDER
+        return self._update_fields(seq, timestamp, ssrc, arrival)
+
+    def _update_fields(self, seq: int, timestamp: int, ssrc: int, arrival: float) -> Arrival:
+        """``update_fields`` for every case."""
         if ssrc != self.ssrc:
             if self.ssrc is not None:
                 self.ssrc_changes += 1

@@ -22,6 +22,7 @@ from deskphone.media.engine import MediaSession
 from deskphone.media.g711 import ulaw_decode, ulaw_encode
 from deskphone.media.tones import get_tone
 from deskphone.sdp import PCMA, PCMU, Codec, Direction, NegotiatedMedia
+from deskphone.transport.rtp import ArrivalTimes
 
 SPEED = 5.0
 
@@ -59,7 +60,9 @@ class Side:
              **kw: Any) -> MediaSession:
         self.session = MediaSession(m, self.sock, self.audio, rng=random.Random(seed),
                                     on_event=self.events.append, clock=clock,
-                                    wallclock=clock.wall, **kw)
+                                    wallclock=clock.wall,
+                                    arrival_times=lambda s: ArrivalTimes(s, speed=clock.speed),
+                                    **kw)
         return self.session
 
 

@@ -11,6 +11,11 @@ Each turn of the loop is one 20 ms frame:
     send mic (or DTMF events) as RTP, once ptime worth of samples is queued
     RTCP report when due
 
+A packet's arrival time (for RFC 3550 jitter and for the jitter buffer) is when
+the kernel received it (``transport.rtp.ArrivalTimes``), not when the loop read
+it: read once a frame, a steady stream landing near the loop's tick would look
+like 20 ms of jitter, and the buffer would hold a frame more than it needs.
+
 The control plane (the asyncio loop) talks to the thread only through a
 queue of commands (update, mute, hold, dtmf, tone, stop) and reads ``stats()``,
 a dict the thread replaces whole twice a second and as it ends. Events the
@@ -52,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..sdp import NegotiatedMedia
+from ..transport.rtp import ArrivalTimes
 from . import rtcp as rtcp_mod
 from .audio.base import AudioBackend, Pcm
 from .dtmf import DtmfReceiver, DtmfSender
@@ -99,7 +105,9 @@ class MediaSession:
                  options: MediaOptions = MediaOptions(),
                  on_event: Callable[[dict[str, Any]], None] = lambda e: None,
                  clock: Callable[[], float] = time.monotonic,
-                 wallclock: Callable[[], float] = time.time) -> None:
+                 wallclock: Callable[[], float] = time.time,
+                 arrival_times: Callable[[socket.socket], Callable[[float], float]]
+                 = ArrivalTimes) -> None:
         self.media = media
         self._sock = rtp_sock
         self._rtcp_sock = rtcp_sock
@@ -109,6 +117,8 @@ class MediaSession:
         self._on_event = on_event
         self._clock = clock
         self._wall = wallclock
+        # when the packet just read came (``clock``'s time), from its kernel stamp
+        self._arrival = arrival_times(rtp_sock)
         # commands for the thread: a deque, whose emptiness the loop checks every frame
         # for the price of a truth test (append and popleft are atomic)
         self._cmds: deque[tuple[Cmd, Any]] = deque()
@@ -228,6 +238,7 @@ class MediaSession:
         clock = self._clock
         poll = poller.poll
         recv_from, recv = sock.recvfrom_into, sock.recv_into
+        arrived = self._arrival
         sendto = sock.sendto
         unpack = _HEADER.unpack_from
         rx_update = rx.update_fields
@@ -251,7 +262,6 @@ class MediaSession:
 
                 mic = read()  # the clock
                 now = clock()
-                arrival_ts = now * RATE
 
                 # -- receive everything that is waiting; poll first, so that an empty
                 # socket costs no exception. Once the peer's address and SSRC are known
@@ -283,10 +293,11 @@ class MediaSession:
                             # the usual packet: ours, no marker, padding, extension or
                             # CSRCs, our codec; its header read in place
                             n_rx += 1
-                            rx_update(seq, ts, ssrc, arrival_ts)
-                            jb_put(seq, ts, ssrc, False, recv_buf[HEADER_SIZE:size], now)
+                            arrival = arrived(now)
+                            rx_update(seq, ts, ssrc, arrival * RATE)
+                            jb_put(seq, ts, ssrc, False, recv_buf[HEADER_SIZE:size], arrival)
                             continue
-                    self._receive(recv_buf, size, addr, now)
+                    self._receive(recv_buf, size, addr, arrived(now))
                     source, remote, peer_ssrc, trusting = self._rx_hot()
                 if not trusting and self._unsourced is not None:
                     self._expire_unsourced(now)
@@ -395,7 +406,7 @@ class MediaSession:
         return stop
 
     def _receive(self, buf: bytearray, size: int, addr: tuple[str, int] | None,
-                 now: float) -> None:
+                 arrival: float) -> None:
         """Every packet the loop's fast path does not take: RTCP on a muxed port, other
         sources, marker bits, header extensions, the other G.711 law, DTMF, garbage, and
         packets read without their source (``addr`` None) that do not carry the peer's
@@ -416,7 +427,7 @@ class MediaSession:
             if ssrc != self._peer_ssrc:
                 # another SSRC: the peer's new one or a stranger's, as the source of the
                 # next packet with it will tell; read addresses until then
-                self._unsourced = (bytes(data), now, ssrc)
+                self._unsourced = (bytes(data), arrival, ssrc)
                 return
             addr = self._remote
         held = self._unsourced
@@ -437,16 +448,16 @@ class MediaSession:
             if pt == self._pt or table is not None:
                 octets = buf[HEADER_SIZE:size]
                 n["rx"] += 1
-                self._rx.update_fields(seq, ts, ssrc, now * RATE)
+                self._rx.update_fields(seq, ts, ssrc, arrival * RATE)
                 self._jb.put(seq, ts, ssrc, mpt > 0x7F,
-                             octets if table is None else octets.translate(table), now)
+                             octets if table is None else octets.translate(table), arrival)
                 return
         try:
             pkt = RtpPacket.parse(data)
         except ValueError:
             n["rx_bad"] += 1
             return
-        arrival_ts = now * RATE
+        arrival_ts = arrival * RATE
         if pkt.payload_type == self._dtmf_pt:
             for digit in self._dtmf_rx.feed(pkt.payload, pkt.timestamp, pkt.marker, pkt.ssrc):
                 self._on_event({"event": "dtmf", "digit": digit.digit,
@@ -462,7 +473,7 @@ class MediaSession:
             payload = payload.translate(table)
         n["rx"] += 1
         self._rx.update(pkt, arrival_ts)
-        self._jb.put(pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.marker, payload, now)
+        self._jb.put(pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.marker, payload, arrival)
 
     def _expire_unsourced(self, now: float) -> None:
         """A packet held for its source that none of its SSRC followed within 100 ms: its

@@ -4,12 +4,21 @@ The SIP core asks for a port when it builds an offer or an answer; binding
 the pair right then means the port we advertise is one we hold (two phones on
 one lab machine, or a port some other program took, cannot collide with us),
 and early media can arrive before the call is answered.
+
+``ArrivalTimes`` tells when the packet just read from a socket came, from the
+kernel's receive stamp: the media thread reads its socket once per 20 ms frame,
+so the time of the read says nothing of the network's jitter.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import socket
+import struct
+import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +71,60 @@ class RtpPortPool:
     @property
     def held(self) -> list[int]:
         return sorted(self._held)
+
+
+# SIOCGSTAMP: the receive time of the last packet read from the socket, as a struct
+# timeval. The _NEW request (Linux 5.1+) gives two 64-bit fields on every architecture;
+# the old one gives the C library's timeval (32-bit fields on a 32-bit Raspberry Pi OS).
+_SIOCGSTAMP_NEW = 0x80108906
+_SIOCGSTAMP_OLD = 0x8906
+_TIMEVAL_NEW = struct.Struct("qq")
+_TIMEVAL_OLD = struct.Struct("ll")
+
+
+class ArrivalTimes:
+    """When the packet last read from ``sock`` arrived, on the caller's clock.
+
+    Called with ``now``, the caller's clock read a little before the packet was read,
+    it answers ``now`` less the packet's age: the kernel stamps each datagram as it
+    comes in (the real-time clock, hence the conversion), and the first ioctl turns
+    the stamping on. Where there is no stamp (the first packet, or a system without
+    SIOCGSTAMP) the answer is ``now``. ``speed`` is for a caller whose clock runs
+    faster than real time (tests): seconds of its clock per real second.
+
+    One ioctl per packet: ~0.6 µs, where reading the stamp with ``recvmsg`` would cost
+    the source address formatted as a str for every packet.
+    """
+
+    def __init__(self, sock: socket.socket, *, speed: float = 1.0,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._fd = sock.fileno()
+        self._speed = speed
+        self._wall = wall
+        self._buf = bytearray(_TIMEVAL_NEW.size)
+        self._request = _SIOCGSTAMP_NEW
+        self._timeval = _TIMEVAL_NEW
+        for request, timeval in ((_SIOCGSTAMP_NEW, _TIMEVAL_NEW), (_SIOCGSTAMP_OLD, _TIMEVAL_OLD)):
+            try:
+                fcntl.ioctl(self._fd, request, self._buf, True)  # turns stamping on
+            except OSError as e:
+                if e.errno != errno.ENOENT:  # ENOENT: no packet stamped yet, as expected
+                    continue
+            self._request, self._timeval = request, timeval
+            break
+        else:
+            self._request = 0  # no stamps here: arrival is ``now``
+            log.debug("no SIOCGSTAMP on this system: RTP arrival times are the read times")
+
+    def __call__(self, now: float) -> float:
+        if not self._request:
+            return now
+        try:
+            fcntl.ioctl(self._fd, self._request, self._buf, True)
+        except OSError:
+            return now
+        sec, usec = self._timeval.unpack_from(self._buf)
+        age = self._wall() - (sec + usec * 1e-6)
+        if age <= 0.0:  # it came after ``now`` was read, or the wall clock stepped
+            return now
+        return now - age * self._speed if age < 1.0 else now

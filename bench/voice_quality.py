@@ -8,18 +8,23 @@ packets (``RtpSender``) through a simulated network, in virtual time (no sleeps)
   10 ms + a random delay: uniform in [0, J] ("J ms jitter", peak to peak; packets may
   overtake each other), or exponential with mean J/2 (the same mean, a long tail);
 - the receiver runs as the media thread does (``media/engine.py``): every 20 ms tick it
-  drains the packets that arrived since the last one into ``JitterBuffer.put`` (with the
-  tick's time as ``arrival``, as the engine does), then plays ``JitterBuffer.get(tick)``.
+  drains the packets that arrived since the last one (at or before the tick) into
+  ``JitterBuffer.put``, each with its own arrival time as ``arrival`` (the engine passes
+  the kernel's receive time, 0-20 ms before the tick), then plays
+  ``JitterBuffer.get(tick)``. A packet can so only play at a tick at or after it came.
   The ticks' phase against the sender is random.
 
 Four receivers hear the same packets:
 
 - deskphone: adaptive ``JitterBuffer`` -> G.711 decode -> ``Concealer`` (G.711 App. I PLC);
+  a MISSING frame is concealed into the next frame the buffer holds whole
+  (``JitterBuffer.peek``, up to 3 frames on), as the engine does;
 - zero-fill: the same jitter buffer, lost/late frames played as silence (no PLC);
 - fixed 60 ms: no adaptation, no PLC: each packet is due 60 ms + its sequence offset after
   the first packet came; one that is not there by then is silence;
-- fixed 60 ms + PLC: the same with the deskphone's ``Concealer``: not a baseline, it tells
-  what the adaptive buffer costs or gains from what the PLC does.
+- fixed 60 ms + PLC: the same with the deskphone's ``Concealer``, looking ahead as far
+  among the packets waiting: not a baseline, it tells what the adaptive buffer costs or
+  gains from what the PLC does.
 
 Each output is aligned to the reference by cross-correlation (the buffer's delay shifts
 it; PESQ then follows smaller delay changes itself) and scored with ITU-T P.862
@@ -73,6 +78,7 @@ FIXED_BUFFER = 0.060  # s: the fixed buffer's delay
 LEAD_IN = 0.3  # s of silence sent before the speech, and
 TAIL = 0.5  # after it (a phone sends all through the call: no silence suppression)
 BURST_PACKETS = 3.0  # mean loss-burst length of the bursty model
+LOOK_AHEAD = 3  # frames the fixed buffer's PLC may look ahead (as JitterBuffer.peek())
 SENTENCES = ("The birch canoe slid on the smooth planks. "
              "Glue the sheet to the dark blue background. "
              "It is easy to tell the depth of a well. "
@@ -239,16 +245,20 @@ def deskphone(schedule: list[tuple[float, list[Arrival]]]) -> tuple[Heard, Heard
     with_plc, zero_fill = [], []
     delays = []
     for now, batch in schedule:
-        for a in batch:
+        for a in batch:  # the engine's receive time: when the kernel took the packet in
             p = a.packet
-            jb.put(p.sequence_number, p.timestamp, p.ssrc, p.marker, p.payload, now)
+            jb.put(p.sequence_number, p.timestamp, p.ssrc, p.marker, p.payload, a.time)
         frame = jb.get(now)
         if frame.kind is FrameKind.AUDIO:
             PCMU.decode_into(frame.payload, decoded)
             with_plc.append(plc.good(decoded).copy())
             zero_fill.append(decoded.copy())
         elif frame.kind is FrameKind.MISSING:
-            with_plc.append(plc.lost().copy())
+            ahead = jb.peek()  # as the engine does
+            if ahead is None:
+                with_plc.append(plc.lost().copy())
+            else:
+                with_plc.append(plc.lost_decoded(PCMU.decode_octets_into, *ahead).copy())
             zero_fill.append(silence)
         else:
             with_plc.append(silence)
@@ -291,7 +301,12 @@ def fixed_buffer(schedule: list[tuple[float, list[Arrival]]],
         payload = waiting.pop(k - anchor, None)
         if payload is None:
             zeros.append(silence)
-            with_plc.append(plc.lost().copy())
+            ahead = next(((waiting[k - anchor + d], d) for d in range(1, LOOK_AHEAD + 1)
+                          if k - anchor + d in waiting), None)
+            if ahead is None:
+                with_plc.append(plc.lost().copy())
+            else:
+                with_plc.append(plc.lost(PCMU.decode(ahead[0]), ahead[1]).copy())
             concealed += 1
         else:
             decoded = PCMU.decode(payload)
@@ -417,8 +432,8 @@ def main() -> None:
         print(f"{row.label:<38}{row.mean('deskphone'):>10.2f}{row.mean('zero-fill'):>10.2f}"
               f"{row.mean('fixed 60 ms'):>10.2f}{row.mean('fixed 60 ms + PLC'):>11.2f}"
               f"{row.percent(lambda t: t.lost):>8.1f}")
-    print("deskphone: adaptive jitter buffer + G.711 App. I PLC; zero-fill: the same buffer, "
-          "silence for lost frames;")
+    print("deskphone: adaptive jitter buffer + G.711 App. I PLC with look-ahead; zero-fill: "
+          "the same buffer, silence for lost frames;")
     print("fixed 60: each packet due 60 ms after the first one came, no adaptation, no PLC;")
     print("fixed+PLC (not a baseline: it tells the buffer's part from the PLC's): fixed 60 with "
           "the deskphone's PLC.")

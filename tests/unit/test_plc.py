@@ -271,3 +271,137 @@ def test_lending_a_buffer_that_holds_history_copies_the_history_out_first(
             lender.good_decoded(_copy_into, chunk.tobytes())
     for _ in range(4):
         np.testing.assert_array_equal(lender.lost(), reference.lost())
+
+
+# -- look-ahead ------------------------------------------------------------------------------
+
+def run_ahead(signal: npt.NDArray[np.int16], lost: set[int], frame: int = FRAME,
+              horizon: int = 3) -> npt.NDArray[np.int16]:
+    """``run`` with look-ahead: a lost frame is concealed into the first frame received
+    within ``horizon`` frames on, as the media thread does with ``JitterBuffer.peek``."""
+    concealer = Concealer(frame)
+    frames = signal.reshape(-1, frame)
+    out = []
+    for k, chunk in enumerate(frames):
+        if k in lost:
+            ahead = next((d for d in range(1, horizon + 1)
+                          if k + d < len(frames) and k + d not in lost), None)
+            result = (concealer.lost() if ahead is None
+                      else concealer.lost(frames[k + ahead].copy(), ahead))
+        else:
+            result = concealer.good(chunk)
+            assert result is chunk  # after a loss too: the loss ran into it, it plays as is
+        out.append(result.copy())
+    return np.concatenate(out)
+
+
+def glide(n: int, f_start: float, f_end: float, level: float = 6000.0) -> npt.NDArray[np.int16]:
+    """A voiced-like sound whose pitch glides linearly (a diphthong's intonation)."""
+    f0 = np.linspace(f_start, f_end, n)
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    x = sum(level / 2**k * np.sin((k + 1) * phase + 0.7 * k) for k in range(4))
+    return np.rint(x).astype(np.int16)
+
+
+@pytest.mark.parametrize(("f_start", "f_end"), [(110.0, 170.0), (190.0, 120.0)])
+def test_look_ahead_fills_a_gliding_sound_better_than_the_past_alone(f_start: float,
+                                                                      f_end: float) -> None:
+    x = glide(30 * FRAME, f_start, f_end)
+    gap = slice(10 * FRAME, 11 * FRAME)
+    past_only, both = run(x, {10}), run_ahead(x, {10})
+    assert snr_db(x[gap], both[gap]) > snr_db(x[gap], past_only[gap]) + 2.0
+    # the frame after the gap plays as received: the gap ran into it
+    np.testing.assert_array_equal(both[11 * FRAME:], x[11 * FRAME:])
+    np.testing.assert_array_equal(both[:10 * FRAME], x[:10 * FRAME])
+
+
+@pytest.mark.parametrize("lost", [{10}, {10, 11}, {10, 11, 12}, {10, 12}])
+@pytest.mark.parametrize("f0", [200.0, 190.0, 130.0, 95.0, 75.0])
+def test_look_ahead_runs_into_the_frame_ahead_without_a_click(lost: set[int],
+                                                               f0: float) -> None:
+    x = harmonic(30 * FRAME, f0)
+    y = run_ahead(x, lost)
+    assert max_step(y) <= 1.05 * max_step(x)
+    assert max_kink(y) <= 1.1 * max_kink(x)
+    after = (max(lost) + 1) * FRAME
+    np.testing.assert_array_equal(y[after:], x[after:])
+
+
+def test_a_gap_of_three_frames_does_not_fade_out_when_it_looks_ahead() -> None:
+    """The past's repeat fades (20 % per 10 ms); the repeat back from the frame ahead
+    takes over, so the gap's last frame is about as loud as the sound, not faded to 20 %."""
+    x = harmonic(30 * FRAME, 150.0)
+    lost = {10, 11, 12}
+    level = float(np.sqrt(np.mean(x[:FRAME].astype(np.float64)**2)))
+
+    def rms(y: npt.NDArray[np.int16]) -> float:
+        return float(np.sqrt(np.mean(y[12 * FRAME:13 * FRAME].astype(np.float64)**2)))
+
+    assert rms(run(x, lost)) < 0.3 * level
+    assert rms(run_ahead(x, lost)) > 0.85 * level
+
+
+def test_a_frame_ahead_that_does_not_come_next_is_faded_into() -> None:
+    """The buffer peeked a frame and then dropped it: another frame comes, faded into
+    from the one the loss ran into."""
+    before = harmonic(10 * FRAME, 200.0)
+    ahead = harmonic(FRAME, 200.0, start=11 * FRAME)
+    other = harmonic(10 * FRAME, 130.0, start=12345)
+    own = max(max_kink(before), max_kink(other))
+    concealer = Concealer()
+    out = [concealer.good(f).copy() for f in before.reshape(-1, FRAME)]
+    out.append(concealer.lost(ahead, 1).copy())
+    out += [concealer.good(f).copy() for f in other.reshape(-1, FRAME)]
+    y = np.concatenate(out)
+    assert max_kink(y) <= 1.1 * own
+    hard = y.copy()
+    hard[11 * FRAME:] = other  # no cross-fade from the frame ahead into the other one
+    assert max_kink(hard) > 3 * own
+
+
+@pytest.mark.parametrize("f0", [200.0, 190.0, 130.0, 95.0, 75.0])
+def test_a_frame_ahead_that_does_not_come_next_is_concealed_into_again(f0: float) -> None:
+    """The buffer peeked a frame and then grew by a frame before it: the loss runs into
+    the same frame twice, with no click, and then it plays as received."""
+    x = harmonic(30 * FRAME, f0)
+    concealer = Concealer()
+    frames = x.reshape(-1, FRAME)
+    out = [concealer.good(f).copy() for f in frames[:10]]
+    out.append(concealer.lost(frames[10], 1).copy())  # the buffer then grows by a frame:
+    out.append(concealer.lost(frames[10], 1).copy())  # frame 10 is ahead again
+    out += [concealer.good(f).copy() for f in frames[10:20]]
+    y = np.concatenate(out)
+    assert max_kink(y) <= 1.1 * max_kink(x)
+    np.testing.assert_array_equal(y[12 * FRAME:], x[10 * FRAME:20 * FRAME])
+
+
+def test_lost_decoded_is_lost_with_the_decoded_frame() -> None:
+    x = harmonic(20 * FRAME, 170.0)
+    frames = x.reshape(-1, FRAME)
+    results = []
+    for decoded in (False, True):
+        concealer = Concealer()
+        for f in frames[:10]:
+            concealer.good(f)
+        if decoded:
+            lost = concealer.lost_decoded(_copy_into, frames[12].tobytes(), 2).copy()
+        else:
+            lost = concealer.lost(frames[12].copy(), 2).copy()
+        results.append(np.concatenate([lost, concealer.lost(frames[12], 1),
+                                       concealer.good(frames[12].copy())]))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_frames_too_short_for_a_period_ignore_the_frame_ahead() -> None:
+    x = harmonic(60 * 40, 150.0)
+    frames = x.reshape(-1, 40)  # 5 ms: the shortest period and its quarter do not fit
+    plain, ahead = Concealer(40), Concealer(40)
+    for f in frames[:20]:
+        plain.good(f)
+        ahead.good(f)
+    for k in (20, 21):
+        np.testing.assert_array_equal(ahead.lost(frames[22], 22 - k), plain.lost())
+    np.testing.assert_array_equal(ahead.good(frames[22]), plain.good(frames[22]))
+    with pytest.raises(ValueError) as info:
+        Concealer().lost(np.zeros(80, np.int16))
+    assert str(info.value) == "frame is invalid: shape (80,), not (160,)"

@@ -307,7 +307,10 @@ class MediaSession:
                 payload = jb_pop(now)
                 if payload is None:
                     if jb.kind is missing:
-                        play = lost()
+                        # conceal into the next frame held, if any (plc.py: look-ahead)
+                        ahead = jb.peek()
+                        play = (lost() if ahead is None
+                                else plc.lost_decoded(decode_octets, *ahead))
                         n_concealed += 1
                     else:
                         play = silence

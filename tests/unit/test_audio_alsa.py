@@ -10,9 +10,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+
+from deskphone.media.audio.alsa import AlsaBackend
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
@@ -29,7 +32,7 @@ for f in got[:50]:
     b.write(f)
 b.stop(); b.close()
 np.save(sys.argv[1], np.concatenate(got))
-print("rate", b._rate, "xruns", b.xruns)
+print("rate", b._rate, "xruns", b.xruns, "clocked", b.clocked)
 """
 
 
@@ -47,29 +50,52 @@ def test_alsa_capture_and_playback_through_file_pcms(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "rate 8000" in out.stdout
+    assert "clocked False" in out.stdout  # the file plugin has no clock: the Pacer paces it
     got = np.load(tmp_path / "got.npy")
     assert len(got) == 60 * 160
     assert np.array_equal(got[:8000], mic)  # the file, sample for sample
     # past the file's end capture goes on without an error or a short frame (what
     # alsa-lib's file plugin returns there is undefined: old buffer contents)
     played = np.frombuffer((tmp_path / "out.raw").read_bytes(), "<i2")
-    assert np.array_equal(played, mic)  # 50 frames = the first second, written through
+    assert not played[:160].any()  # the playback cushion: one period of silence
+    assert np.array_equal(played[160:], mic)  # 50 frames = the first second, written through
+
+
+class FakeTime:
+    """A clock that moves only when something sleeps or a fake card waits for a period."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
 
 
 class _FakePcm:
-    """Stands in for alsaaudio.PCM: scripted reads/writes, some of them xruns."""
+    """Stands in for alsaaudio.PCM: scripted reads/writes, some of them xruns. With
+    ``period_s`` a read waits (on the fake clock) for the card's next period, as a real
+    card's does; without it a read returns at once, as the file and null plugins do."""
 
-    def __init__(self, kind: int, mode: int, *, rate: int, periodsize: int,
-                 script: list[object], **kw: object) -> None:
-        self.kind, self.rate, self.period = kind, rate, periodsize
-        self.script = script
+    def __init__(self, owner: _FakeAlsa, kind: int, mode: int, *, rate: int,
+                 periodsize: int, **kw: object) -> None:
+        self.owner, self.kind, self.rate, self.period = owner, kind, rate, periodsize
         self.written: list[bytes] = []
+        self.next_period = owner.time.now
 
     def info(self) -> dict[str, object]:
         return {"rate": self.rate}
 
     def read(self) -> tuple[int, bytes]:
-        step = self.script.pop(0) if self.script else "ok"
+        o = self.owner
+        if o.period_s is not None:  # a clocked card: wait for its next period
+            self.next_period += o.period_s
+            o.time.now = max(o.time.now, self.next_period)
+        step = o.reads.pop(0) if o.reads else "ok"
         if step == "xrun":
             raise _FakeAlsa.ALSAAudioError("Broken pipe [plughw:0]")
         if step == "short":
@@ -77,7 +103,8 @@ class _FakePcm:
         return self.period, (np.full(self.period, 100, "<i2")).tobytes()
 
     def write(self, data: bytes) -> int:
-        step = self.script.pop(0) if self.script else "ok"
+        o = self.owner
+        step = o.writes.pop(0) if o.writes else "ok"
         if step == "xrun":
             raise _FakeAlsa.ALSAAudioError("Broken pipe")
         if step == "epipe":
@@ -90,52 +117,100 @@ class _FakePcm:
 
 
 class _FakeAlsa:
+    """Stands in for the alsaaudio module."""
+
     PCM_CAPTURE, PCM_PLAYBACK, PCM_NORMAL, PCM_FORMAT_S16_LE = 1, 0, 0, 2
 
     class ALSAAudioError(Exception):
         pass
 
-    def __init__(self, rates: tuple[int, ...], script: list[object]) -> None:
-        self.rates, self.script, self.pcms = rates, script, []  # type: list[_FakePcm]
+    def __init__(self, rates: tuple[int, ...] = (8000,), *, period_s: float | None = None,
+                 reads: list[str] | None = None) -> None:
+        self.rates, self.period_s = rates, period_s
+        self.reads: list[str] = reads or []
+        self.writes: list[str] = []
+        self.time = FakeTime()
+        self.pcms: list[_FakePcm] = []
 
-    def PCM(self, kind: int, mode: int, **kw: object) -> _FakePcm:  # noqa: N802
+    def PCM(self, kind: int, mode: int, **kw: Any) -> _FakePcm:  # noqa: N802
         if kw["rate"] not in self.rates:
             raise self.ALSAAudioError(f"rate {kw['rate']} not supported")
-        pcm = _FakePcm(kind, mode, script=self.script, **kw)  # type: ignore[arg-type]
+        pcm = _FakePcm(self, kind, mode, **kw)
         self.pcms.append(pcm)
         return pcm
 
+    def backend(self) -> AlsaBackend:
+        return AlsaBackend(device="hw", alsa=self, clock=self.time.clock,
+                           sleep=self.time.sleep)
 
-def test_xruns_cost_a_frame_not_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    from deskphone.media.audio.alsa import AlsaBackend
 
-    fake = _FakeAlsa((8000,), ["ok", "xrun", "short", "ok"])
-    monkeypatch.setitem(sys.modules, "alsaaudio", fake)
-    b = AlsaBackend(device="hw")
-    b._pacer.wait = lambda: 0.0  # type: ignore[method-assign]  (no real-time pacing)
+def test_xruns_cost_a_frame_not_the_call() -> None:
+    fake = _FakeAlsa(reads=["ok", "xrun", "short", "ok"])
+    b = fake.backend()
     b.start()
     frames = [b.read() for _ in range(4)]
     assert [int(f[0]) for f in frames] == [100, 0, 0, 100]  # xruns give silence
     assert all(len(f) == 160 for f in frames)
-    fake.script[:] = ["epipe", "xrun", "ok"]
+    playback = fake.pcms[1]
+    assert playback.written == [bytes(320)]  # the cushion, written at start
+    # frame 1 underruns (its cushion goes in), frame 2 raises (another cushion), frame 3 ok
+    fake.writes[:] = ["epipe", "ok", "xrun", "ok", "ok"]
     for f in frames[:3]:
         b.write(f)
     assert b.xruns == 4
-    assert len(fake.pcms[1].written) == 1  # the playback after the xruns went through
+    # after each underrun a new cushion goes first; then the frame after the xruns
+    assert playback.written == [bytes(320)] * 3 + [frames[2].astype("<i2").tobytes()]
     b.close()
 
 
-def test_a_48k_only_device_is_converted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from deskphone.media.audio.alsa import AlsaBackend
-
-    fake = _FakeAlsa((48000,), [])
-    monkeypatch.setitem(sys.modules, "alsaaudio", fake)
-    b = AlsaBackend(device="hw")
-    b._pacer.wait = lambda: 0.0  # type: ignore[method-assign]
+def test_a_48k_only_device_is_converted() -> None:
+    fake = _FakeAlsa((48000,))
+    b = fake.backend()
     b.start()
     assert fake.pcms[0].period == 960  # 20 ms at 48 kHz
     frame = b.read()
     assert len(frame) == 160
     b.write(np.zeros(160, np.int16))
-    assert len(fake.pcms[1].written[0]) == 960 * 2
+    assert [len(w) for w in fake.pcms[1].written] == [960 * 2, 960 * 2]  # cushion, frame
+    b.close()
+
+
+def test_a_card_with_a_fast_clock_paces_the_loop_alone() -> None:
+    """A card 0.1 % fast gives a period every 19.98 ms: the loop must take them as they
+    come (capture would overrun if it also waited for the system clock's 20 ms)."""
+    fake = _FakeAlsa(period_s=0.01998)
+    b = fake.backend()
+    b.start()
+    for _ in range(3000):  # a minute
+        b.read()
+    assert b.clocked is True
+    assert fake.time.slept == 0.0  # the Pacer never held a read back
+    assert fake.time.now == pytest.approx(3000 * 0.01998)
+    assert b.xruns == 0
+    b.close()
+
+
+def test_a_pcm_with_no_clock_is_paced_by_the_system_clock() -> None:
+    fake = _FakeAlsa()  # reads return at once, like alsa-lib's file plugin
+    b = fake.backend()
+    b.start()
+    for _ in range(108):
+        b.read()
+    assert b.clocked is False
+    # the probe reads ran free; from then on one 20 ms period per read
+    assert fake.time.now == pytest.approx(100 * 0.020, abs=0.021)
+    b.close()
+
+
+def test_a_card_with_periods_buffered_at_start_is_still_found_clocked() -> None:
+    """Capture that started before the first read has periods waiting: the first reads
+    return at once, and the card is found by the first one that waits."""
+    fake = _FakeAlsa(period_s=0.020)
+    b = fake.backend()
+    b.start()
+    fake.time.now += 0.080  # 4 periods buffered before the loop's first read
+    for _ in range(5):
+        b.read()
+    assert b.clocked is True
+    assert fake.time.slept == 0.0
     b.close()

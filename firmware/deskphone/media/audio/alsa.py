@@ -5,16 +5,32 @@ thread. The device is opened at 8 kHz when it can do that (plughw converts for
 most cards); at another rate (48/16 kHz) we convert with an integer-ratio
 polyphase filter. An xrun (overrun on capture, underrun on playback) costs one
 frame of silence, not the call: the PCM is re-prepared and the loop goes on.
-Some PCMs (file-backed test devices) have no clock; a ``Pacer`` keeps us from
-running ahead of real time on those, and is a no-op on a real card.
 
-``alsaaudio`` is imported when the backend is opened, so the package imports on
-any laptop.
+Whose clock. A sound card's capture blocks until a period is in, so the card
+paces the loop, and it must be the only pacer: a card whose crystal runs 100 ppm
+fast delivers a period every 19.998 ms, and a loop that also waited for the
+system clock's 20 ms would fall behind it by a period every 200 s until capture
+overran. Some PCMs have no clock at all (alsa-lib's file and null plugins, the
+test devices): their reads return at once. So the first ``PROBE_READS`` reads
+are timed: if none of them blocked for ``CLOCKED_BLOCK`` or more, the PCM has no
+clock and a ``Pacer`` (the system clock) paces it from then on; otherwise the
+card alone does.
+
+Playback starts with ``PREFILL_PERIODS`` period of silence queued (and again
+after an underrun): the loop writes a period each time capture gives one, so
+without a cushion the playback buffer would run dry whenever the thread was a
+fraction of a millisecond late. It costs that much latency (20 ms).
+
+``alsaaudio`` is imported when the backend is opened (or passed in, e.g. a
+stand-in for tests), so the package imports on any laptop.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -25,6 +41,9 @@ from .resample import StreamResampler
 log = logging.getLogger(__name__)
 
 DEVICE_RATES = (8000, 16000, 48000)
+PROBE_READS = 8  # reads timed to tell a clocked PCM: more than the 4 periods it buffers
+CLOCKED_BLOCK = 0.005  # s: a read that blocked this long waited for a clock
+PREFILL_PERIODS = 1
 
 
 class AlsaBackend:
@@ -32,7 +51,11 @@ class AlsaBackend:
 
     def __init__(self, device: str = "default", capture_device: str | None = None,
                  playback_device: str | None = None, frame_samples: int = FRAME_SAMPLES,
-                 periods: int = 4) -> None:
+                 periods: int = 4, *, alsa: ModuleType | Any = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        """``alsa``: the pyalsaaudio module, or a stand-in (imported at ``start`` if
+        None). ``clock``/``sleep`` time the probe reads and pace a clockless PCM."""
         self.frame_samples = frame_samples
         self.capture_device = capture_device or device
         self.playback_device = playback_device or device
@@ -42,13 +65,25 @@ class AlsaBackend:
         self._rate = RATE
         self._down: StreamResampler | None = None
         self._up: StreamResampler | None = None
-        self._pacer = Pacer(frame_samples / RATE, max_lag=2)
+        self._alsa = alsa
+        self._clock = clock
+        self._pacer = Pacer(frame_samples / RATE, clock=clock, sleep=sleep, max_lag=2)
         self._silence = silence(frame_samples)
+        self._probes = 0  # probe reads done
+        self._longest_block = 0.0
+        # None: not known yet; True: the card's clock paces us; False: the Pacer does
+        self.clocked: bool | None = None
         self.xruns = 0
 
-    def _open(self, kind: int, device: str) -> tuple[Any, int]:
-        import alsaaudio
+    def _module(self) -> Any:
+        if self._alsa is None:
+            import alsaaudio
 
+            self._alsa = alsaaudio
+        return self._alsa
+
+    def _open(self, kind: int, device: str) -> tuple[Any, int]:
+        alsaaudio = self._module()
         last: Exception | None = None
         for rate in DEVICE_RATES:
             period = self.frame_samples * rate // RATE
@@ -66,8 +101,7 @@ class AlsaBackend:
         raise OSError(f"ALSA device {device!r}: cannot open at 8/16/48 kHz mono ({last})")
 
     def start(self) -> None:
-        import alsaaudio
-
+        alsaaudio = self._module()
         if self._cap is None:
             self._cap, rate = self._open(alsaaudio.PCM_CAPTURE, self.capture_device)
             self._play, prate = self._open(alsaaudio.PCM_PLAYBACK, self.playback_device)
@@ -79,14 +113,28 @@ class AlsaBackend:
                 self._up = StreamResampler(RATE, rate)
             log.info("ALSA capture %s, playback %s at %d Hz", self.capture_device,
                      self.playback_device, rate)
+            self._prefill()
+
+    def _prefill(self) -> None:
+        period = self.frame_samples * self._rate // RATE
+        cushion = bytes(2 * period)
+        for _ in range(PREFILL_PERIODS):
+            try:
+                self._play.write(cushion)
+            except self._module().ALSAAudioError as e:
+                log.debug("playback prefill: %s", e)
+                return
 
     def read(self) -> Pcm:
-        import alsaaudio
-
-        self._pacer.wait()
+        alsaaudio = self._alsa
+        if self.clocked is False:
+            self._pacer.wait()
         want = self.frame_samples * self._rate // RATE
         try:
-            n, data = self._cap.read()
+            if self.clocked is None:
+                n, data = self._probe_read()
+            else:
+                n, data = self._cap.read()
         except alsaaudio.ALSAAudioError as e:  # overrun: re-prepared by the next read
             self.xruns += 1
             log.debug("capture xrun: %s", e)
@@ -101,9 +149,24 @@ class AlsaBackend:
             x = self._down.process(x)
         return x.astype(np.int16, copy=False)
 
-    def write(self, frame: Pcm) -> None:
-        import alsaaudio
+    def _probe_read(self) -> tuple[int, bytes]:
+        """A read timed to find out whether the PCM has a clock (see the module's text)."""
+        t0 = self._clock()
+        try:
+            result: tuple[int, bytes] = self._cap.read()
+        finally:
+            self._longest_block = max(self._longest_block, self._clock() - t0)
+            self._probes += 1
+            if self._longest_block >= CLOCKED_BLOCK:
+                self.clocked = True
+            elif self._probes >= PROBE_READS:
+                self.clocked = False
+                log.info("ALSA capture %s has no clock of its own: paced by the system "
+                         "clock", self.capture_device)
+        return result
 
+    def write(self, frame: Pcm) -> None:
+        alsaaudio = self._alsa
         if self._up is not None:
             frame = self._up.process(frame)
         try:
@@ -111,9 +174,11 @@ class AlsaBackend:
         except alsaaudio.ALSAAudioError as e:
             self.xruns += 1
             log.debug("playback xrun: %s", e)
+            self._prefill()
             return
         if r is not None and r < 0:  # -EPIPE: underrun; pyalsaaudio re-prepares
             self.xruns += 1
+            self._prefill()
 
     def stop(self) -> None:
         pass

@@ -68,7 +68,8 @@ def test_the_phone_sends_packets_of_the_negotiated_ptime(ptime: int) -> None:
     heads = [HEADER.unpack_from(p) for p in packets]
     assert all(len(p) == 12 + samples for p in packets)
     assert all(h[1] & 0x7F == 0 for h in heads)  # PCMU
-    for (_, _, seq0, ts0, ssrc0), (_, _, seq1, ts1, ssrc1) in zip(heads[:-1], heads[1:], strict=True):
+    pairs = zip(heads[:-1], heads[1:], strict=True)
+    for (_, _, seq0, ts0, ssrc0), (_, _, seq1, ts1, ssrc1) in pairs:
         assert (seq1 - seq0) & 0xFFFF == 1
         assert (ts1 - ts0) & 0xFFFFFFFF == samples
         assert ssrc1 == ssrc0

@@ -493,3 +493,22 @@ def test_listen_round_trip(
     sip = SipConfig(listen=text)
     assert ipaddress.ip_address(sip.listen_host) == address
     assert sip.listen_port == port
+
+
+# --- audio.tones ---------------------------------------------------------------------
+
+
+def test_an_unknown_tone_country_is_named_with_the_known_ones() -> None:
+    assert error(f'{ACCOUNT}[audio]\ntones = "xx"\n') == (
+        "phone.toml: audio.tones: no tones for 'xx'; known: de, fr, gb, itu, uk, us")
+    assert parse_config(f'{ACCOUNT}[audio]\ntones = "UK"\n').audio.tones == "UK"
+
+
+def test_the_schemas_tone_countries_are_those_media_tables() -> None:
+    """The schema keeps its own list (no numpy for the provisioning server): the same."""
+    from deskphone.config.schema import TONE_COUNTRIES
+    from deskphone.media.tones import countries, get_tone
+
+    assert {c for c in TONE_COUNTRIES if c != "gb"} == {c.lower() for c in countries()}
+    for country in TONE_COUNTRIES:
+        get_tone(country, "dial")  # each one the config lets through plays

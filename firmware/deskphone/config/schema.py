@@ -265,6 +265,17 @@ class Section:
         raise KeyError(name)
 
 
+# The countries media/tones.py tables (and its alias GB), in lower case: kept here so
+# that the config schema, which the provisioning server also loads, needs no numpy; a
+# test holds the two lists together.
+TONE_COUNTRIES = ("de", "fr", "gb", "itu", "uk", "us")
+
+
+def _check_tone_country(value: str) -> None:
+    if value.lower() not in TONE_COUNTRIES:
+        raise ValueError(f"no tones for {value!r}; known: {', '.join(TONE_COUNTRIES)}")
+
+
 def _check_rtp_ports(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     if "rtp_port_min" not in values or "rtp_port_max" not in values:
         return  # a bad value: already reported
@@ -378,7 +389,8 @@ SCHEMA: Final[tuple[Section, ...]] = (
             Key("device", str, 'ALSA device for both directions (backend "alsa").', default=""),
             Key("capture_device", str, "ALSA capture device, if not device.", default=""),
             Key("playback_device", str, "ALSA playback device, if not device.", default=""),
-            Key("tones", str, "Country whose call-progress tones to play.", default="us"),
+            Key("tones", str, "Country whose call-progress tones to play.", default="us",
+                check=_check_tone_country),
         ),
     ),
     Section(

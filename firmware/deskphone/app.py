@@ -76,7 +76,13 @@ def event_to_console(event: ev.Event) -> dict[str, Any] | None:
         return {"event": "incoming", "call_id": event.call_id, "from": event.remote_uri,
                 "display_name": event.display_name}
     if isinstance(event, ev.CallRinging):
-        return {"event": "ringing", "call_id": event.call_id, "status": event.status}
+        ringing: dict[str, Any] = {"event": "ringing", "call_id": event.call_id,
+                                   "status": event.status}
+        if event.media is not None:
+            ringing.update(early_media=True, codec=event.media.codec.encoding,
+                           remote_media=f"{event.media.remote_address}:"
+                                        f"{event.media.remote_port}")
+        return ringing
     if isinstance(event, ev.CallConnected | ev.CallUpdated):
         out: dict[str, Any] = {
             "event": "connected" if isinstance(event, ev.CallConnected) else "updated",
@@ -121,6 +127,8 @@ class Phone:
         self.audio: AudioBackend | None = None
         self.rtp: RtpPortPool | None = None
         self.sessions: dict[str, MediaSession] = {}  # call_id -> the call's media thread
+        # calls playing early media, not answered yet -> mute wanted once answered
+        self.early: dict[str, bool] = {}
         self._port_calls: dict[int, str] = {}  # RTP port -> call_id
         self._tone: TonePlayer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -257,12 +265,31 @@ class Phone:
         if isinstance(event, ev.Unregistered):
             self._unregistered.set()
         elif isinstance(event, ev.CallRinging):
-            self._play_tone("ringback")
+            if event.media is None:
+                if event.call_id not in self.early:
+                    self._play_tone("ringback")
+            else:
+                # early media: the far end's audio instead of our ringback. Ours goes
+                # out as silence until the call is answered (nothing of the room is
+                # heard before then; the packets open NAT bindings and let the far end
+                # latch onto us)
+                self._stop_tone()
+                self.early.setdefault(event.call_id, False)
+                self._start_media(event.call_id, event.media)
+                session = self.sessions.get(event.call_id)
+                if session is not None:
+                    session.mute(True)
         elif isinstance(event, ev.CallConnected | ev.CallUpdated):
             self._stop_tone()
             self._start_media(event.call_id, event.media)
+            if event.call_id in self.early and isinstance(event, ev.CallConnected):
+                muted = self.early.pop(event.call_id)
+                session = self.sessions.get(event.call_id)
+                if session is not None:
+                    session.mute(muted)
         elif isinstance(event, ev.CallEnded):
             self._stop_tone()
+            self.early.pop(event.call_id, None)
             self._stop_media(event.call_id)
             if event.reason == "busy":
                 self._play_tone("busy", 3.0)
@@ -445,7 +472,10 @@ class _Control:
         session = self.phone.sessions.get(call.call_id)
         if session is None:
             raise CommandError("no call with media")
-        session.mute(on)
+        if call.call_id in self.phone.early:
+            self.phone.early[call.call_id] = on  # silent until answered; then as asked
+        else:
+            session.mute(on)
         return {"call_id": call.call_id, "muted": on}
 
     def answer(self) -> dict[str, object]:

@@ -44,7 +44,14 @@ from media_check import (
     write_wav,
 )
 from peers import Baresip, Kamailio, Sipp, in_ci, shared_dir
-from phone import AudioSettings, PhoneProcess, sipp_callee, sipp_caller, sipp_received
+from phone import (
+    AudioSettings,
+    PhoneProcess,
+    scenario,
+    sipp_callee,
+    sipp_caller,
+    sipp_received,
+)
 
 from deskphone.media.g711 import alaw_decode
 
@@ -271,6 +278,43 @@ def test_phone_rtp_reaches_sipp_and_comes_back(
     recorded, _ = read_wav(speaker)
     assert_tone(recorded, MIC_HZ, "the phone's speaker")
     uas.wait(10, check=True)
+
+
+def test_early_media_plays_before_the_answer(
+    kamailio: Kamailio, sipp: Sipp, phone: Factory, tmp_path: Path
+) -> None:
+    """The callee answers 183 with SDP and plays a capture for 2.5 s before its 200 OK
+    (a PBX's announcement or its own ringback): the phone plays it, instead of a local
+    ringback tone, and sends only silence until the call is answered."""
+    speaker = tmp_path / "speaker.wav"
+    p: PhoneProcess = phone("1001", audio=AudioSettings("file", input=mic_wav(tmp_path),
+                                                        output=speaker))
+    uas = sipp_callee(sipp, scenario("uas-early-media.xml"))
+    call_id = p.console.command("dial 1002")["call_id"]
+    ringing = p.console.wait_event("ringing", call_id=call_id)
+    assert ringing["status"] == 183 and ringing["early_media"] is True, ringing
+    assert ringing["codec"] == "PCMA"
+    early = p.console.wait_stats(rx_packets=30)  # 0.9 s of the capture, not answered yet
+    assert early["muted"] is True and early["tx_packets"] > 0, early
+    assert p.console.command("status")["call"]["state"] != "connected"
+    p.console.wait_event("connected", call_id=call_id)
+    # the snapshot is taken twice a second: one 0.6 s (20 packets) after the answer
+    at_answer = p.console.command("stats")["rx_packets"]
+    answered = p.console.wait_stats(rx_packets=at_answer + 20)
+    assert answered["muted"] is False, answered
+    assert answered["rx_lost"] == 0 and answered["rx_invalid"] == 0, answered
+    p.console.command("hangup")
+    p.console.wait_event("ended", call_id=call_id)
+    uas.wait(10, check=True)
+
+    # what was played from the start is the capture (no ringback tone before or over it)
+    reference = rtp_audio(read_pcap_rtp(G711A_PCAP), alaw_decode)
+    recorded, _ = read_wav(speaker)
+    match = align(reference, recorded)
+    assert 0 <= match.lag < 4000, match  # the capture began within 0.5 s of the dial
+    snrs = blockwise_snr(reference, recorded, match.lag)
+    assert len(snrs) >= 10, snrs  # 2 s, most of it before the answer
+    assert float(np.median(snrs)) > 30, np.round(snrs, 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from sdp_bodies import crlf
 from sipfakes import EndpointPair
 
 from deskphone.sdp import PCMA, PCMU, MediaCaps
 from deskphone.sip import events as ev
 from deskphone.sip.call import CallState
 from deskphone.sip.errors import LocalProtocolError
-from deskphone.sip.message import Request, Response
+from deskphone.sip.message import Request, Response, parse_message
 
 
 def test_call_answer_and_hang_up_from_the_caller() -> None:
@@ -287,3 +288,94 @@ def test_in_dialog_options_ping_and_a_gone_far_end() -> None:
     p.a.ep.ping(p.now)
     p.advance(40)
     assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "far end gone", 408)]
+
+
+# --- early media (an SDP answer in a provisional response) -------------------------------
+
+EARLY_ANSWER = crlf("""
+v=0
+o=pbx 1 1 IN IP4 127.0.0.9
+s=-
+c=IN IP4 127.0.0.9
+t=0 0
+m=audio 40000 RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=sendrecv
+""")
+
+
+def provisional(p: EndpointPair, status: int, body: bytes = b"") -> None:
+    """B's 180 to A's INVITE, turned into ``status`` with ``body`` and given to A (what a
+    PBX or gateway sends: our own endpoint answers 180 without SDP)."""
+    ringing = next(m for who, m in p.wire if who == "B" and isinstance(m, Response)
+                   and m.status == 180)
+    headers = ringing.headers.remove("Content-Length").remove("Content-Type")
+    if body:
+        headers = headers.add("Content-Type", "application/sdp")
+    headers = headers.add("Content-Length", str(len(body)))
+    resp = Response(status, "Session Progress", headers, body)
+    p.a.ep.receive(bytes(resp), p.b.addr, p.now)
+    p.pump()
+
+
+def test_183_with_sdp_brings_early_media_then_200_connects() -> None:
+    p = EndpointPair()
+    call_id = p.call_b()
+    provisional(p, 183, EARLY_ANSWER)
+    rings = p.a.of(ev.CallRinging)
+    assert [r.status for r in rings] == [180, 183]
+    early = rings[-1].media
+    assert early is not None
+    assert (early.remote_address, early.remote_port) == ("127.0.0.9", 40000)
+    assert early.codec.encoding == "PCMA" and early.telephone_event_pt == 101
+    assert p.a.ep.call().state is CallState.RINGING_OUT
+    # a second answer in a 18x (a retransmission, another fork) changes nothing
+    provisional(p, 183, EARLY_ANSWER.replace(b"40000", b"40002"))
+    assert len(p.a.of(ev.CallRinging)) == 2
+    p.b.ep.answer(p.now)
+    p.pump()
+    (conn,) = p.a.of(ev.CallConnected)
+    assert conn.call_id == call_id and conn.media is not None
+    assert conn.media.remote_address == "127.0.0.2"  # the 2xx's answer is the answer
+
+
+def test_a_2xx_without_sdp_after_early_media_keeps_the_early_media() -> None:
+    p = EndpointPair()
+    call_id = p.call_b()
+    provisional(p, 183, EARLY_ANSWER)
+    early = p.a.of(ev.CallRinging)[-1].media
+    # B answers; its 200 loses its SDP on the way (a UA that sent the answer only once)
+    p.b.ep.answer(p.now)
+    ok = None
+    for data, _ in p.b.ep.datagrams_to_send(p.now):
+        ok = parse_message(data)
+    assert isinstance(ok, Response) and ok.status == 200
+    headers = ok.headers.remove("Content-Type").remove("Content-Length").add(
+        "Content-Length", "0")
+    p.a.ep.receive(bytes(Response(200, "OK", headers, b"")), p.b.addr, p.now)
+    p.pump()
+    (conn,) = p.a.of(ev.CallConnected)
+    assert conn.call_id == call_id and conn.media == early
+    assert p.a.ep.call().state is CallState.CONNECTED
+
+
+def test_bad_sdp_in_a_183_is_warned_about_and_the_call_goes_on() -> None:
+    p = EndpointPair()
+    p.call_b()
+    provisional(p, 183, b"v=0\r\nthis is not sdp\r\n")
+    assert [r.media for r in p.a.of(ev.CallRinging)] == [None]  # only the 180's
+    assert any("bad SDP in 183" in w.text for w in p.a.of(ev.ProtocolWarning))
+    p.b.ep.answer(p.now)
+    p.pump()
+    assert p.a.of(ev.CallConnected)[0].media is not None
+
+
+def test_183_without_sdp_is_ringing_without_media() -> None:
+    p = EndpointPair()
+    p.a.ep.dial("sip:1002@127.0.0.2", p.now)
+    p.drop = lambda m, side: isinstance(m, Response) and m.status == 180
+    p.pump()
+    p.drop = lambda m, side: False
+    provisional(p, 183)
+    assert p.a.of(ev.CallRinging) == [ev.CallRinging(p.a.ep.call().call_id, 183, None)]

@@ -37,6 +37,7 @@ class Call:
     local_sdp: SessionDescription | None = None  # our offer or answer
     remote_sdp: SessionDescription | None = None
     media: NegotiatedMedia | None = None
+    early_media: NegotiatedMedia | None = None  # from an SDP answer in a 18x
     dialog: Dialog | None = None
     # outgoing side
     invite: Request | None = None  # the INVITE in flight (the latest, after auth)

@@ -485,9 +485,12 @@ class Endpoint:
             if call.cancel_pending:
                 call.cancel_pending = False
                 self._send_cancel(call, now)
-            elif call.state is CallState.DIALING and code in (180, 183):
-                call.state = CallState.RINGING_OUT
-                self._events.append(ev.CallRinging(call.call_id, code))
+            elif call.live and code > 100:
+                early = self._early_media(call, resp)
+                if early is not None or (call.state is CallState.DIALING
+                                         and code in (180, 183)):
+                    call.state = CallState.RINGING_OUT
+                    self._events.append(ev.CallRinging(call.call_id, code, early))
             return
         if code < 300:
             self._on_invite_2xx(call, resp, now)
@@ -511,6 +514,24 @@ class Endpoint:
             return
         if call.live:
             self._end(call, END_REASONS.get(code, "failed"), code)
+
+    def _early_media(self, call: Call, resp: Response) -> NegotiatedMedia | None:
+        """The media an SDP answer in a provisional response negotiates: the first such
+        answer only (a later one, or one from another fork, changes nothing until the 2xx
+        says). A bad one is warned about and the call goes on without early media."""
+        if (resp.content_type != "application/sdp" or not resp.body
+                or call.local_sdp is None or call.early_media is not None):
+            return None
+        try:
+            answer = SessionDescription.parse(resp.body)
+            media = accept_answer(call.local_sdp, answer)
+        except SdpError as e:
+            self._warn(f"call {call.call_id}: bad SDP in {resp.status}: {e}",
+                       str(call.invite_addr))
+            return None
+        call.early_media = media
+        call.remote_sdp = answer
+        return media
 
     def _on_invite_2xx(self, call: Call, resp: Response, now: float) -> None:
         to_tag = resp.to.tag or ""
@@ -536,6 +557,13 @@ class Endpoint:
             return
         media: NegotiatedMedia | None = None
         try:
+            if call.early_media is not None and resp.content_type != "application/sdp":
+                # the answer came in a 18x and the 2xx does not repeat it (RFC 3261
+                # wants it repeated; not every UA does): the early media goes on
+                call.media = call.early_media
+                call.state = CallState.CONNECTED
+                self._events.append(ev.CallConnected(call.call_id, call.early_media))
+                return
             if resp.content_type != "application/sdp" or call.local_sdp is None:
                 raise SdpError("2xx to our offer carries no SDP answer")
             answer = SessionDescription.parse(resp.body)

@@ -35,10 +35,14 @@ class IncomingCall:
 
 @dataclass(frozen=True, slots=True)
 class CallRinging:
-    """The far end is alerting (180/183 to our INVITE)."""
+    """The far end is alerting (180/183 to our INVITE), or a provisional response
+    brought early media: ``media`` is then what its SDP answer negotiated (RFC 3960:
+    play the far end's audio, an announcement or its own ringback, instead of a
+    local ringback tone)."""
 
     call_id: str
     status: int
+    media: NegotiatedMedia | None = None
 
 
 @dataclass(frozen=True, slots=True)

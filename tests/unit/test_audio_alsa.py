@@ -92,6 +92,8 @@ class _FakePcm:
 
     def read(self) -> tuple[int, bytes]:
         o = self.owner
+        if o.gone:  # unplugged: fails at once, without waiting for anything
+            raise _FakeAlsa.ALSAAudioError("No such device [plughw:1]")
         if o.period_s is not None:  # a clocked card: wait for its next period
             self.next_period += o.period_s
             o.time.now = max(o.time.now, self.next_period)
@@ -100,6 +102,8 @@ class _FakePcm:
             raise _FakeAlsa.ALSAAudioError("Broken pipe [plughw:0]")
         if step == "short":
             return -32, b""
+        if step == "half":
+            return self.period // 2, np.full(self.period // 2, 100, "<i2").tobytes()
         return self.period, (np.full(self.period, 100, "<i2")).tobytes()
 
     def write(self, data: bytes) -> int:
@@ -131,8 +135,11 @@ class _FakeAlsa:
         self.writes: list[str] = []
         self.time = FakeTime()
         self.pcms: list[_FakePcm] = []
+        self.gone = False  # the device unplugged
 
     def PCM(self, kind: int, mode: int, **kw: Any) -> _FakePcm:  # noqa: N802
+        if self.gone:
+            raise self.ALSAAudioError(f"No such file or directory [{kw['device']}]")
         if kw["rate"] not in self.rates:
             raise self.ALSAAudioError(f"rate {kw['rate']} not supported")
         pcm = _FakePcm(self, kind, mode, **kw)
@@ -213,4 +220,39 @@ def test_a_card_with_periods_buffered_at_start_is_still_found_clocked() -> None:
         b.read()
     assert b.clocked is True
     assert fake.time.slept == 0.0
+    b.close()
+
+
+def test_a_short_read_is_padded_with_silence_not_repeated() -> None:
+    fake = _FakeAlsa(reads=["half"])
+    b = fake.backend()
+    b.start()
+    frame = b.read()
+    assert len(frame) == 160
+    assert (frame[:80] == 100).all() and not frame[80:].any()
+    b.close()
+
+
+def test_an_unplugged_card_neither_spins_the_loop_nor_ends_the_call() -> None:
+    """A USB handset pulled out mid-call: every read fails at once. The loop still turns
+    once a period (it sends a packet each turn), the device is reopened every second, and
+    a handset plugged back in carries audio again."""
+    fake = _FakeAlsa(period_s=0.020)
+    b = fake.backend()
+    b.start()
+    for _ in range(20):
+        b.read()
+    assert b.clocked is True
+    fake.gone = True
+    t0 = fake.time.now
+    frames = [b.read() for _ in range(150)]  # three seconds of a missing device
+    assert not any(f.any() for f in frames)  # silence, no exception
+    assert fake.time.now - t0 == pytest.approx(150 * 0.020, abs=0.021)  # paced, no spin
+    assert b.reopens == 3  # tried every second
+    b.write(np.zeros(160, np.int16))  # playback to a closed device: dropped, no error
+    fake.gone = False
+    frames = [b.read() for _ in range(100)]  # within a second it is back
+    assert b.reopens == 4
+    assert (frames[-1] == 100).all()
+    assert len(fake.pcms) == 4  # the first pair, and the pair the reopen opened
     b.close()

@@ -16,6 +16,13 @@ are timed: if none of them blocked for ``CLOCKED_BLOCK`` or more, the PCM has no
 clock and a ``Pacer`` (the system clock) paces it from then on; otherwise the
 card alone does.
 
+A read that gives no audio (an xrun, a short read, a card gone from the USB
+port) costs a frame of silence, and the loop waits a period before the next one:
+a card that fails at once every time must not spin the loop, which sends a
+packet each turn. After ``REOPEN_AFTER`` failed reads in a row (a second) the
+device is closed and opened again, and again a second later while it fails, so
+a handset plugged back in is picked up within the call.
+
 Playback starts with ``PREFILL_PERIODS`` period of silence queued (and again
 after an underrun): the loop writes a period each time capture gives one, so
 without a cushion the playback buffer would run dry whenever the thread was a
@@ -44,6 +51,7 @@ DEVICE_RATES = (8000, 16000, 48000)
 PROBE_READS = 8  # reads timed to tell a clocked PCM: more than the 4 periods it buffers
 CLOCKED_BLOCK = 0.005  # s: a read that blocked this long waited for a clock
 PREFILL_PERIODS = 1
+REOPEN_AFTER = 50  # failed reads in a row (a second of them) before reopening the device
 
 
 class AlsaBackend:
@@ -74,6 +82,8 @@ class AlsaBackend:
         # None: not known yet; True: the card's clock paces us; False: the Pacer does
         self.clocked: bool | None = None
         self.xruns = 0
+        self.reopens = 0
+        self._failures = 0  # failed reads in a row
 
     def _module(self) -> Any:
         if self._alsa is None:
@@ -108,6 +118,7 @@ class AlsaBackend:
             if rate != prate:
                 raise OSError(f"capture at {rate} Hz but playback at {prate} Hz")
             self._rate = rate
+            self._down = self._up = None
             if rate != RATE:
                 self._down = StreamResampler(rate, RATE)
                 self._up = StreamResampler(RATE, rate)
@@ -130,24 +141,48 @@ class AlsaBackend:
         if self.clocked is False:
             self._pacer.wait()
         want = self.frame_samples * self._rate // RATE
+        if self._cap is None:  # gone, and not back yet
+            return self._no_frame("device closed")
         try:
             if self.clocked is None:
                 n, data = self._probe_read()
             else:
                 n, data = self._cap.read()
         except alsaaudio.ALSAAudioError as e:  # overrun: re-prepared by the next read
-            self.xruns += 1
-            log.debug("capture xrun: %s", e)
-            return self._silence
+            return self._no_frame(str(e))
         if n <= 0:
-            self.xruns += 1
-            return self._silence
+            return self._no_frame(f"read returned {n}")
+        self._failures = 0
         x = np.frombuffer(data, "<i2")
-        if len(x) != want:
-            x = np.resize(x, want) if len(x) else np.zeros(want, np.int16)
+        if len(x) < want:  # a short read: the rest of the period is silence
+            x = np.concatenate((x, np.zeros(want - len(x), np.int16)))
+        elif len(x) > want:
+            x = x[:want]
         if self._down is not None:
             x = self._down.process(x)
         return x.astype(np.int16, copy=False)
+
+    def _no_frame(self, why: str) -> Pcm:
+        """A read that gave no audio: a frame of silence, not before the next period."""
+        self.xruns += 1
+        self._failures += 1
+        log.debug("capture %s: %s", self.capture_device, why)
+        if self.clocked is not False:  # the card did not wait: nothing else paces the loop
+            self._pacer.wait()
+        if self._failures % REOPEN_AFTER == 0:
+            self._reopen(why)
+        return self._silence
+
+    def _reopen(self, why: str) -> None:
+        log.warning("ALSA %s/%s: no audio for %.0f s (%s): reopening", self.capture_device,
+                    self.playback_device, self._failures * self.frame_samples / RATE, why)
+        self.reopens += 1
+        self.close()
+        try:
+            self.start()
+        except (OSError, self._module().ALSAAudioError) as e:
+            self.close()
+            log.warning("ALSA reopen failed: %s (trying again in a second)", e)
 
     def _probe_read(self) -> tuple[int, bytes]:
         """A read timed to find out whether the PCM has a clock (see the module's text)."""
@@ -167,6 +202,8 @@ class AlsaBackend:
 
     def write(self, frame: Pcm) -> None:
         alsaaudio = self._alsa
+        if self._play is None:  # gone, and not back yet
+            return
         if self._up is not None:
             frame = self._up.process(frame)
         try:
@@ -186,5 +223,8 @@ class AlsaBackend:
     def close(self) -> None:
         for pcm in (self._cap, self._play):
             if pcm is not None:
-                pcm.close()
+                try:
+                    pcm.close()
+                except Exception as e:  # a device already gone (unplugged)
+                    log.debug("ALSA close: %s", e)
         self._cap = self._play = None

@@ -364,6 +364,28 @@ def test_round_trip_time_from_the_peers_report_on_us() -> None:
     assert repr(state).endswith("rtt=125.0 ms, reports_sent=1)")
 
 
+def test_round_trip_time_survives_a_wall_clock_step() -> None:
+    """A Pi has no RTC: NTP may step the wall clock by an hour mid-call. The SR's NTP
+    time comes from the wall clock, the round trip from the monotonic one."""
+    state = RtcpState(0xAB, "me", random.Random(2), 100.0)
+    sr = parse_compound(state.build_report(100.0, wall=T0, packets_sent=10, octets_sent=1600,
+                                           rtp_timestamp=0))[0]
+    assert isinstance(sr, RtcpSrPacket)
+    assert sr.sender_info.ntp_timestamp == ntp_from_unix(T0)  # the SR carries wall time
+    lsr = ntp_compact(sr.sender_info.ntp_timestamp)
+    # 0.625 s later on the monotonic clock (the wall clock jumped 3600 s meanwhile): the
+    # peer held it 0.5 s
+    state.receive([RtcpRrPacket(PEER, (RtcpReportBlock(0xAB, 0, 0, 0, 0, lsr, 32768),))],
+                  now=100.625)
+    assert state.rtt == 0.125
+    # an LSR that is none of our SRs (a confused or lying peer) gives no RTT
+    state.receive([RtcpRrPacket(PEER, (RtcpReportBlock(0xAB, 0, 0, 0, 0, lsr + 7, 0),))],
+                  now=101.0)
+    assert state.rtt == 0.125
+    # the schedule runs on the monotonic clock: the next report is due a few s after 100
+    assert 100.0 < state.next_report_at < 108.0
+
+
 def test_bye() -> None:
     state = RtcpState(0xAB, "me", FakeRng(), T0)
     state.receive([RtcpByePacket((0xAB,))], now=T0)  # our own, looped back

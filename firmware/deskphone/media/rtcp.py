@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
@@ -511,6 +512,13 @@ class RtcpState:
     minimum, halved before the first report, times a uniform 0.5..1.5; at 64 kbit/s
     between two parties the bandwidth share never asks for longer, so there is no timer
     reconsideration and no e - 3/2 compensation.
+
+    Two clocks. ``now`` everywhere is a monotonic clock: it schedules reports, times how
+    long we held the peer's SR (DLSR) and when our own SRs left, so that a round trip is
+    measured on one clock that never steps. ``wall`` (the real-time clock) gives only the
+    NTP timestamp our SRs carry; a Pi has no RTC and NTP may step it mid-call, which would
+    otherwise stop our reports or corrupt the round-trip time. Without ``wall``, ``now``
+    serves for both (a caller with one clock).
     """
 
     def __init__(self, ssrc: int, cname: str, rng: Rng, now: float, *,
@@ -527,6 +535,8 @@ class RtcpState:
         self.bye_received = False
         self.reports_sent = 0
         self.next_report_at = now + self._interval(initial=True)
+        # our last SRs: their compact NTP time (what the peer echoes as LSR) -> ``now`` sent
+        self._srs_sent: deque[tuple[int, float]] = deque(maxlen=8)
 
     def _interval(self, initial: bool = False) -> float:
         """RFC 3550 §6.3.1: the deterministic interval times a uniform 0.5..1.5."""
@@ -541,26 +551,28 @@ class RtcpState:
         return now >= self.next_report_at
 
     def build_report(self, now: float, *, packets_sent: int, octets_sent: int,
-                     rtp_timestamp: int, stats: ReceiveStats | None = None) -> bytes:
+                     rtp_timestamp: int, stats: ReceiveStats | None = None,
+                     wall: float | None = None) -> bytes:
         """The next compound report, and schedule the one after it.
 
         ``packets_sent``/``octets_sent``: our totals so far (``RtpSender`` keeps them);
-        ``rtp_timestamp``: our media clock at ``now`` (the sender's next timestamp).
+        ``rtp_timestamp``: our media clock at ``now`` (the sender's next timestamp);
+        ``wall``: the real-time clock now, for an SR's NTP timestamp.
         """
-        packets = self._report(now, packets_sent, octets_sent, rtp_timestamp, stats)
+        packets = self._report(now, wall, packets_sent, octets_sent, rtp_timestamp, stats)
         self.next_report_at = now + self._interval()
         return serialize_compound(packets)
 
     def build_bye(self, now: float, *, packets_sent: int, octets_sent: int,
                   rtp_timestamp: int, stats: ReceiveStats | None = None,
-                  reason: str = "") -> bytes:
+                  reason: str = "", wall: float | None = None) -> bytes:
         """A last report with BYE at its end (RFC 3550 §6.1, §6.6)."""
-        packets = self._report(now, packets_sent, octets_sent, rtp_timestamp, stats)
+        packets = self._report(now, wall, packets_sent, octets_sent, rtp_timestamp, stats)
         packets.append(RtcpByePacket((self.ssrc,), reason.encode()[:255]))
         return serialize_compound(packets)
 
-    def _report(self, now: float, packets_sent: int, octets_sent: int, rtp_timestamp: int,
-                stats: ReceiveStats | None) -> list[RtcpPacket]:
+    def _report(self, now: float, wall: float | None, packets_sent: int, octets_sent: int,
+                rtp_timestamp: int, stats: ReceiveStats | None) -> list[RtcpPacket]:
         before_last, last = self._sent_counts
         we_sent = packets_sent != before_last  # in the last two intervals (§6.4)
         self._sent_counts = (last, packets_sent)
@@ -570,7 +582,9 @@ class RtcpState:
             blocks = (self._report_block(now, stats),)
         report: RtcpPacket
         if we_sent:
-            info = RtcpSenderInfo(ntp_from_unix(now), rtp_timestamp & 0xFFFFFFFF,
+            ntp = ntp_from_unix(now if wall is None else wall)
+            self._srs_sent.append((ntp_compact(ntp), now))
+            info = RtcpSenderInfo(ntp, rtp_timestamp & 0xFFFFFFFF,
                                   packets_sent & 0xFFFFFFFF, octets_sent & 0xFFFFFFFF)
             report = RtcpSrPacket(self.ssrc, info, blocks)
         else:
@@ -603,13 +617,24 @@ class RtcpState:
                 for block in packet.reports:
                     if block.ssrc == self.ssrc:
                         self.remote_report = block
-                        rtt = rtt_from_report(ntp_compact(ntp_from_unix(now)), block.lsr,
-                                              block.dlsr)
+                        rtt = self._round_trip(block, now)
                         if rtt is not None:
                             self.rtt = rtt
             elif isinstance(packet, RtcpByePacket) and any(s != self.ssrc
                                                             for s in packet.sources):
                 self.bye_received = True
+
+    def _round_trip(self, block: RtcpReportBlock, now: float) -> float | None:
+        """RFC 3550 §6.4.1's A - LSR - DLSR, with A - LSR taken on the monotonic clock: the
+        time since the SR the peer names (by its LSR) left. None for an LSR that is none of
+        our recent SRs (0: the peer has had none) or a negative result."""
+        if block.lsr == 0:
+            return None
+        for compact, sent in reversed(self._srs_sent):
+            if compact == block.lsr:
+                rtt = now - sent - block.dlsr / 65536.0
+                return rtt if rtt >= 0.0 else None
+        return None
 
     def __repr__(self) -> str:
         rtt = "none" if self.rtt is None else f"{self.rtt * 1000:.1f} ms"

@@ -566,3 +566,15 @@ def test_loss_and_duplication_never_double_report(
     assert len(stamps) == len(set(stamps))  # never twice
     heard = {ts for _, _, ts in mangled}
     assert set(stamps) == heard  # every digit any packet of which arrived
+
+
+def test_end_lost_reports_the_digit_in_progress_once() -> None:
+    rx = DtmfReceiver()
+    assert rx.end_lost() == ()
+    assert rx.feed(bytes(TelephoneEvent(3, False, 10, 320)), 1000, True, 7) == ()
+    assert rx.sounding == "3"
+    (digit,) = rx.end_lost()
+    assert (digit.digit, digit.duration_ms, digit.end_seen) == ("3", 40, False)
+    assert rx.sounding is None and rx.end_lost() == ()
+    # its late end packets are not a second digit
+    assert rx.feed(bytes(TelephoneEvent(3, True, 10, 800)), 1000, False, 7) == ()

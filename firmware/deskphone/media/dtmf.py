@@ -339,6 +339,12 @@ class DtmfReceiver:
             return ()
         return (self._finish(end_seen=False),)
 
+    def end_lost(self) -> tuple[DtmfDigit, ...]:
+        """Report the digit in progress, if any, as ended now: for a caller that knows by
+        its own clock that nothing of it has come for long enough (``tick`` judges that on
+        the RTP timeline instead)."""
+        return (self._finish(end_seen=False),) if self._current is not None else ()
+
     def _take(
         self, report: TelephoneEvent, start: int, marker: bool, ssrc: int, digits: list[DtmfDigit]
     ) -> None:

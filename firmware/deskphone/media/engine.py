@@ -33,8 +33,19 @@ in place, one sendto. Source filtering on that path is by SSRC: once a packet
 from the peer's address has shown its SSRC, packets are read without their
 address (CPython formats each into a new str with inet_ntop), and any packet
 with another SSRC sends the thread back to reading addresses until that SSRC's
-source is known (``_receive``). Anything unusual leaves the fast path for the
-general code, which does the same as before it.
+source is known (``_receive``); twice a second one turn reads addresses anyway,
+so that a NAT rebinding (the peer's port moves, its SSRC stays) is seen.
+Anything unusual leaves the fast path for the general code, which does the
+same as before it.
+
+Sources. Packets are taken from where we send. With symmetric RTP (the default,
+for peers behind NAT) our stream moves to where the peer's comes from: only for
+valid RTP of a negotiated payload type (a stray datagram or a port scan never
+moves it), at once to the SDP's address, to the first source heard, or to the
+peer's own SSRC from a new port; to a new SSRC from a new source only once it
+has streamed for 80 ms while the old source was silent (``_accept_source``).
+RTCP is taken from the peer only (its RTP source with rtcp-mux; else its host,
+and then the port its RTCP comes from, where ours then goes).
 
 Nothing that can be allocated once is allocated per frame: the packet buffer,
 the receive buffer and the decode buffers live for the session.
@@ -60,7 +71,7 @@ from ..sdp import NegotiatedMedia
 from ..transport.rtp import ArrivalTimes
 from . import rtcp as rtcp_mod
 from .audio.base import AudioBackend, Pcm
-from .dtmf import DtmfReceiver, DtmfSender
+from .dtmf import DtmfDigit, DtmfReceiver, DtmfSender
 from .g711 import CODECS, Codec
 from .jitterbuffer import FrameKind, JitterBuffer
 from .plc import Concealer
@@ -78,6 +89,11 @@ _ALL = bytes(range(256))
 _A_TO_U = CODECS["PCMU"].encode(CODECS["PCMA"].decode(_ALL))
 _U_TO_A = CODECS["PCMA"].encode(CODECS["PCMU"].decode(_ALL))
 FRAME = 160  # samples per loop turn: 20 ms
+_MOVE_AFTER = 5  # packets in a row of a new SSRC from a new source before we follow it
+_DTMF_SILENT = 0.2  # s without a packet of a digit before it is taken as ended
+# packets read per turn at most: 20 ms of a 10 ms-ptime stream with DTMF beside it is 4;
+# a backlog after a stall drains in a few turns, and a flood cannot stop playout
+_MAX_READS = 32
 
 
 class Cmd(enum.Enum):
@@ -190,11 +206,21 @@ class MediaSession:
         other = 8 if codec.name == "PCMU" else 0
         self._translate = {other: _A_TO_U if codec.name == "PCMU" else _U_TO_A}
         self._ptime_samples = max(80, min(480, media.ptime * 8))
-        self._remote = (media.remote_address, media.remote_port)
-        self._rtcp_remote = (media.remote_address,
-                             media.remote_rtcp_port or media.remote_port + 1)
+        sdp_remote = (media.remote_address, media.remote_port)
+        sdp_rtcp = (media.remote_address, media.remote_rtcp_port or media.remote_port + 1)
+        if getattr(self, "_sdp_remote", None) == sdp_remote:
+            return  # a re-INVITE that moved nothing (hold, resume): keep what we learnt
+        self._sdp_remote = sdp_remote
+        self._sdp_rtcp = sdp_rtcp
+        self._remote = sdp_remote  # where our RTP goes: the SDP's, or where theirs comes from
+        self._rtcp_remote = sdp_rtcp  # where our RTCP goes (without rtcp-mux)
+        self._rtcp_latched = False  # _rtcp_remote is where the peer's RTCP comes from
         self._latched = not self._opt.symmetric_rtp
         self._peer_ssrc: int | None = None  # the peer's audio SSRC, once seen from _remote
+        # a new source with a new SSRC, not yet moved to: (addr, ssrc, packets in a row,
+        # the current source's progress when it began, its first packet's arrival)
+        self._candidate: tuple[tuple[str, int], int, int, tuple[int | None, int],
+                               float] | None = None
 
     def _loop(self) -> None:
         opt = self._opt
@@ -209,10 +235,14 @@ class MediaSession:
         jb = JitterBuffer(clock_rate=RATE, frame_samples=FRAME, min_delay_ms=opt.jitter_min_ms,
                           max_delay_ms=opt.jitter_max_ms)
         plc = Concealer(FRAME)
-        dtmf_tx = DtmfSender(RATE, self.media.ptime)
+        # one event packet per turn of the loop, whatever the audio's ptime
+        dtmf_tx = DtmfSender(RATE, FRAME * 1000 // RATE)
         dtmf_rx = DtmfReceiver(RATE)
-        rtcp = rtcp_mod.RtcpState(sender.ssrc, opt.cname, self._rng, self._wall())
+        # RTCP runs on the monotonic clock; the wall clock only stamps our SRs (rtcp.py)
+        rtcp = rtcp_mod.RtcpState(sender.ssrc, opt.cname, self._rng, self._clock())
         self._rtcp, self._dtmf_rx, self._rx, self._jb = rtcp, dtmf_rx, rx, jb
+        self._dtmf_heard = 0.0  # when the last telephone-event packet came
+        self._publish(sender, 0, 0)  # every field from the start
         out_buf = bytearray(HEADER_SIZE + 480)
         out_view = np.frombuffer(out_buf, dtype=np.uint8)
         packet_view = memoryview(out_buf)[:HEADER_SIZE + FRAME]  # a 20 ms packet
@@ -224,7 +254,7 @@ class MediaSession:
         n_concealed = 0
         frames = 0
         # when the RTCP report falls due, on the monotonic clock (checked every frame)
-        rtcp_at = self._clock() + rtcp.next_report_at - self._wall()
+        rtcp_at = rtcp.next_report_at
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         rtp_fd = sock.fileno()
@@ -246,6 +276,7 @@ class MediaSession:
         good_decoded, lost = plc.good_decoded, plc.lost
         header_into = sender.header_into
         missing = FrameKind.MISSING
+        reads_per_turn = range(_MAX_READS)
         # what commands (and, for remote, symmetric RTP) change: refreshed after them
         fast_pt, decode_octets, encode, fast_send, muted, tone = self._hot()
         source, remote, peer_ssrc, trusting = self._rx_hot()
@@ -269,7 +300,7 @@ class MediaSession:
                 # a new str for every packet (inet_ntop: printf), ~15 µs a frame on cold
                 # caches; a packet with the peer's SSRC is then taken as the peer's, and
                 # one without sends us back to reading addresses (_receive).
-                while True:
+                for _ in reads_per_turn:  # bounded: a flood must not starve playout
                     ready = poll(0)
                     if not ready:
                         break
@@ -337,24 +368,28 @@ class MediaSession:
 
                 # -- RTCP
                 if now >= rtcp_at:
-                    wall = self._wall()
-                    if rtcp.report_due(wall):
-                        report = rtcp.build_report(wall, packets_sent=sender.packets_sent,
-                                                   octets_sent=sender.octets_sent,
-                                                   rtp_timestamp=sender.timestamp,
-                                                   stats=rx if rx.valid else None)
-                        self._send_rtcp(report)
-                    rtcp_at = now + rtcp.next_report_at - wall
+                    self._send_rtcp(rtcp.build_report(
+                        now, wall=self._wall(), packets_sent=sender.packets_sent,
+                        octets_sent=sender.octets_sent, rtp_timestamp=sender.timestamp,
+                        stats=rx if rx.valid else None))
+                    rtcp_at = rtcp.next_report_at
 
                 frames += 1
-                if frames % 25:  # the snapshot is for people: twice a second is plenty
+                phase = frames % 25
+                if phase:  # the snapshot is for people: twice a second is plenty
+                    if phase == 1:  # the turn after a source check: trust again
+                        source, remote, peer_ssrc, trusting = self._rx_hot()
                     continue
                 self._publish(sender, n_rx, n_concealed)
+                # Twice a second one turn reads its packets with their source even when
+                # trusting: a NAT rebinding moves the peer's port and keeps its SSRC, and
+                # only the address shows it (_accept_source then moves our stream too).
+                trusting = False
         finally:
             try:
                 self._publish(sender, n_rx, n_concealed)  # the call's last word
-                wall = self._wall()
-                self._send_rtcp(rtcp.build_bye(wall, packets_sent=sender.packets_sent,
+                self._send_rtcp(rtcp.build_bye(self._clock(), wall=self._wall(),
+                                               packets_sent=sender.packets_sent,
                                                octets_sent=sender.octets_sent,
                                                rtp_timestamp=sender.timestamp,
                                                stats=rx if rx.valid else None))
@@ -417,7 +452,7 @@ class MediaSession:
         n = self._n
         data = memoryview(buf)[:size]
         if self.media.rtcp_mux and rtcp_mod.is_rtcp(data):
-            self._on_rtcp(self._rtcp, bytes(data))  # from any source, as ever
+            self._on_rtcp(self._rtcp, bytes(data), addr)
             return
         rtp = size >= HEADER_SIZE and buf[0] >> 6 == 2
         ssrc: int = _HEADER.unpack_from(buf)[4] if rtp else -1  # -1: none
@@ -437,7 +472,9 @@ class MediaSession:
         if held is not None and held[2] == ssrc:
             self._unsourced = None
             self._receive(bytearray(held[0]), len(held[0]), addr, held[1])
-        if not self._accept_source(addr):
+        pt = buf[1] & 0x7F if rtp else -1
+        media_pt = rtp and (pt == self._pt or pt in self._translate or pt == self._dtmf_pt)
+        if not self._accept_source(addr, ssrc, media_pt, arrival):
             n["rx_filtered"] += 1
             return
         if rtp and ((buf[1] & 0x7F) == self._pt or (buf[1] & 0x7F) in self._translate):
@@ -462,10 +499,15 @@ class MediaSession:
             return
         arrival_ts = arrival * RATE
         if pkt.payload_type == self._dtmf_pt:
-            for digit in self._dtmf_rx.feed(pkt.payload, pkt.timestamp, pkt.marker, pkt.ssrc):
-                self._on_event({"event": "dtmf", "digit": digit.digit,
-                                "duration_ms": digit.duration_ms})
-            self._rx.update(pkt, arrival_ts)
+            try:
+                digits = self._dtmf_rx.feed(pkt.payload, pkt.timestamp, pkt.marker, pkt.ssrc)
+            except ValueError:  # a malformed event: counted, like any invalid packet
+                n["rx_bad"] += 1
+                return
+            self._dtmf_heard = arrival
+            self._report_digits(digits)
+            # not into ReceiveStats: every packet of an event carries the event's start
+            # timestamp, which RFC 3550's jitter would read as the stream stalling
             return
         payload = pkt.payload
         if pkt.payload_type != self._pt:
@@ -522,7 +564,12 @@ class MediaSession:
                 and not self._fifo_n)
 
     def _publish(self, sender: RtpSender, n_rx: int, n_concealed: int) -> None:
-        """Replace the stats snapshot ``stats()`` hands out."""
+        """Replace the stats snapshot ``stats()`` hands out. Run twice a second, so also
+        the place for what can wait that long: a DTMF digit whose end packets were all
+        lost is reported once nothing of it came for ``_DTMF_SILENT`` s."""
+        if (self._dtmf_rx.sounding is not None
+                and self._clock() - self._dtmf_heard > _DTMF_SILENT):
+            self._report_digits(self._dtmf_rx.end_lost())
         rx, jb, rtcp, n = self._rx, self._jb, self._rtcp, self._n
         jbs = jb.stats()
         self._stats = {
@@ -547,19 +594,53 @@ class MediaSession:
 
     # --------------------------------------------------------------- helpers
 
-    def _accept_source(self, addr: tuple[str, int]) -> bool:
-        """Source filter; with symmetric RTP, latch onto where the peer really sends from."""
-        if (addr[0], addr[1]) == self._remote:
+    def _accept_source(self, addr: tuple[str, int], ssrc: int, media: bool,
+                       arrival: float) -> bool:
+        """The source filter, and symmetric RTP: where the peer really sends from.
+
+        Packets from where we send are taken. With symmetric RTP (``[sip] symmetric_rtp``,
+        for a peer behind NAT) we move to another source only for ``media`` (valid RTP of
+        a negotiated payload type, never garbage or a stray from a port scan): at once to
+        the SDP's address, or to the first source heard before any other; later (a NAT
+        rebinding the peer's port mid-call) at once for the peer's own SSRC, and for a new
+        SSRC (a restarted peer) once it has sent ``_MOVE_AFTER`` packets over at least as
+        many frame times while the current source said nothing: a burst is not a stream.
+        """
+        addr = (addr[0], addr[1])
+        if addr == self._remote:
             self._latched = True
+            self._candidate = None
             return True
-        if not self._latched:
-            self._latched = True
-            self._peer_ssrc = None
-            log.info("symmetric RTP: sending to %s:%d instead of %s:%d", addr[0], addr[1],
-                     *self._remote)
-            self._remote = (addr[0], addr[1])
+        if not self._opt.symmetric_rtp or not media:
+            return False
+        if addr == self._sdp_remote or not self._latched or ssrc == self._peer_ssrc:
+            self._move(addr)
             return True
-        return False
+        progress = (self._rx.ssrc, self._rx.received)
+        c = self._candidate
+        if c is None or c[0] != addr or c[1] != ssrc or c[3] != progress:
+            self._candidate = (addr, ssrc, 1, progress, arrival)
+            return False
+        if c[2] + 1 < _MOVE_AFTER or arrival - c[4] < (_MOVE_AFTER - 1) * FRAME / RATE:
+            self._candidate = (addr, ssrc, c[2] + 1, progress, c[4])
+            return False
+        self._move(addr)
+        return True
+
+    def _move(self, addr: tuple[str, int]) -> None:
+        log.info("symmetric RTP: sending to %s:%d instead of %s:%d", addr[0], addr[1],
+                 *self._remote)
+        self._remote = addr
+        self._latched = True
+        self._peer_ssrc = None  # set again by its audio
+        self._candidate = None
+        if not self._rtcp_latched:  # RTCP to the same host until its own RTCP shows where
+            self._rtcp_remote = (addr[0], self._sdp_rtcp[1])
+
+    def _report_digits(self, digits: tuple[DtmfDigit, ...]) -> None:
+        for digit in digits:
+            self._on_event({"event": "dtmf", "digit": digit.digit,
+                            "duration_ms": digit.duration_ms})
 
     def _send(self, data: bytes | memoryview) -> None:
         try:
@@ -579,20 +660,50 @@ class MediaSession:
         assert self._rtcp_sock is not None
         while True:
             try:
-                data = self._rtcp_sock.recv(2048)
+                data, addr = self._rtcp_sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return
-            self._on_rtcp(rtcp, data)
+            self._on_rtcp(rtcp, data, addr)
 
-    def _on_rtcp(self, rtcp: rtcp_mod.RtcpState, data: bytes) -> None:
+    def _rtcp_from_peer(self, packets: list[rtcp_mod.RtcpPacket],
+                        addr: tuple[str, int] | None) -> bool:
+        """Whether RTCP is the peer's: from where its RTP comes (rtcp-mux), or from its
+        host to our RTCP port, naming its SSRC once that is known. Without rtcp-mux and
+        with symmetric RTP, our reports then go where its reports come from."""
+        sender = next((p.ssrc for p in packets
+                       if isinstance(p, rtcp_mod.RtcpSrPacket | rtcp_mod.RtcpRrPacket)), None)
+        if sender is None:
+            sender = next((p.sources[0] for p in packets
+                           if isinstance(p, rtcp_mod.RtcpByePacket) and p.sources), None)
+        if self._peer_ssrc is not None and sender != self._peer_ssrc:
+            return False
+        if addr is None:  # read without its source (rtcp-mux): its SSRC must say
+            return sender is not None and sender == self._peer_ssrc
+        addr = (addr[0], addr[1])
+        if self.media.rtcp_mux:
+            return addr == self._remote
+        if self._rtcp_latched:
+            return addr == self._rtcp_remote
+        if addr[0] != self._remote[0]:
+            return False
+        if self._opt.symmetric_rtp:
+            self._rtcp_remote, self._rtcp_latched = addr, True
+        return True
+
+    def _on_rtcp(self, rtcp: rtcp_mod.RtcpState, data: bytes,
+                 addr: tuple[str, int] | None) -> None:
         try:
             packets = rtcp_mod.parse_compound(data)
         except ValueError:
+            self._n["rx_bad"] += 1
+            return
+        if not self._rtcp_from_peer(packets, addr):
+            self._n["rx_filtered"] += 1
             return
         was_bye = rtcp.bye_received
-        rtcp.receive(packets, self._wall())
+        rtcp.receive(packets, self._clock())
         if rtcp.bye_received and not was_bye:
             self._on_event({"event": "rtcp_bye"})
 

@@ -462,25 +462,7 @@ def test_accept_baresip_answer() -> None:
         "m=video 6002 RTP/AVP 96",
         "a=rtpmap:96 H264/90000",
     )
-    baresip_answer = parse("""
-v=0
-o=- 1715521352 1231751698 IN IP4 127.0.0.1
-s=-
-c=IN IP4 127.0.0.1
-t=0 0
-a=tool:baresip 1.0.0
-m=audio 11996 RTP/AVP 8 0 101
-a=rtpmap:8 PCMA/8000
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-15
-a=sendrecv
-a=label:1
-a=ssrc:3194512587 cname:sip:2390@127.0.0.1:5390
-a=minptime:20
-a=ptime:20
-m=video 0 RTP/AVP 0
-""")
+    baresip_answer = SessionDescription.parse(bodies.BARESIP_ANSWER)
     media = accept_answer(offer, baresip_answer)
     assert (media.remote_address, media.remote_port, media.local_port) == ("127.0.0.1", 11996, 6000)
     assert (media.codec, media.telephone_event_pt, media.direction) == (

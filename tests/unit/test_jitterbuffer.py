@@ -467,3 +467,24 @@ def test_peek_looks_only_as_far_as_asked_and_only_at_whole_frames() -> None:
     assert jb.peek(2) is None  # frame 7 is here in part only
     ahead = jb.peek(3)
     assert ahead is not None and ahead[1] == 3 and bytes(ahead[0]) == audio(8 * FRAME, FRAME)
+
+
+def test_recode_maps_what_is_held_and_only_that() -> None:
+    """A re-INVITE from PCMU to PCMA mid-call: the frames already held were received in
+    µ-law and must come out in A-law; what played before, and what comes after, not."""
+    jb = JitterBuffer()
+    table = bytes(255 - i for i in range(256))
+    heard = []
+    jb.put(0, 0, 7, False, bytes([1]) * 160, arrival=0.0)
+    heard.append(jb.get(0.0))
+    jb.put(1, 160, 7, False, bytes([2]) * 160, arrival=0.02)
+    heard.append(jb.get(0.02))  # frame 0, before the switch
+    jb.put(2, 320, 7, False, bytes([3]) * 160, arrival=0.04)
+    jb.put(3, 480, 7, False, bytes([9]) * 80, arrival=0.04)  # half of frame 3 so far
+    jb.recode(table)
+    heard.append(jb.get(0.04))
+    jb.put(4, 560, 7, False, bytes([200]) * 80, arrival=0.06)  # the rest, in the new law
+    heard += [jb.get(0.06), jb.get(0.08)]
+    assert [f.payload for f in heard if f.kind is AUDIO] == [
+        bytes([1]) * 160, bytes([253]) * 160, bytes([252]) * 160,
+        bytes([246]) * 80 + bytes([200]) * 80]

@@ -368,6 +368,13 @@ class JitterBuffer:
         slot[1] |= bits
         slot[2] = slot[2] or marker
 
+    def recode(self, table: bytes) -> None:
+        """Map every octet held through ``table`` (``bytes.translate``): for a call whose
+        codec changes mid-call (a re-INVITE from PCMU to PCMA), so that what was received
+        in the old law plays as itself in the new one."""
+        for slot in self._slots.values():
+            slot[0] = slot[0].translate(table)
+
     # -- playing ---------------------------------------------------------------------------
 
     def _target(self) -> float:

@@ -199,10 +199,11 @@ class MediaSession:
         codec = CODECS.get(media.codec.encoding.upper())
         if codec is None:
             raise ValueError(f"no codec for {media.codec.encoding}")
-        old = getattr(self, "_codec", None)
-        if old is not None and old.name != codec.name and hasattr(self, "_jb"):
+        old: Codec | None = getattr(self, "_codec", None)
+        held: JitterBuffer | None = getattr(self, "_jb", None)
+        if old is not None and held is not None and old.name != codec.name:
             # a re-INVITE changed the law: what the buffer holds is in the old one
-            self._jb.recode(_U_TO_A if codec.name == "PCMA" else _A_TO_U)
+            held.recode(_U_TO_A if codec.name == "PCMA" else _A_TO_U)
         self._codec: Codec = codec
         self._pt = media.codec.payload_type
         self._dtmf_pt = media.telephone_event_pt

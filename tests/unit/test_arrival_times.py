@@ -82,3 +82,45 @@ def test_an_old_stamp_or_a_stepped_wall_clock_is_not_believed(
     assert arrived(7.0) == 7.0
     step[0] = -3600.0
     assert arrived(7.0) == 7.0
+
+
+def inline(arrived: ArrivalTimes, now: float) -> float:
+    """What the media thread's fast path does with the parts (engine.py)."""
+    try:
+        arrived.stamp()
+        sec, usec = arrived.unpack(arrived.buf)
+        age = arrived.wall() - (sec + usec * 1e-6)
+        return now - age * arrived.speed if 0.0 < age < 1.0 else now
+    except OSError:
+        return now
+
+
+def test_the_parts_inline_give_the_calls_answer(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    rx, tx = pair
+    wall = [1_700_000_000.0]
+    arrived = ArrivalTimes(rx, speed=5.0, wall=lambda: wall[0])
+    assert inline(arrived, 3.0) == arrived(3.0) == 3.0  # nothing read: no stamp
+    real = ArrivalTimes(rx)
+    stamping(rx, tx, real)
+    tx.sendto(b"x", rx.getsockname())
+    time.sleep(0.01)
+    rx.recv(2048)
+    real.stamp()
+    sec, usec = real.unpack(real.buf)
+    # believed (scaled 5x), believed, from the future, too old
+    for age, answer in ((0.02, 6.9), (0.5, 4.5), (-0.1, 7.0), (2.0, 7.0)):
+        wall[0] = sec + usec * 1e-6 + age
+        assert inline(arrived, 7.0) == arrived(7.0) == pytest.approx(answer)
+
+
+def test_without_siocgstamp_the_answer_is_now() -> None:
+    """A socket with no receive stamps (a Unix socket here; BSD and macOS have none):
+    ``stamp()`` does nothing and the zero stamp left in ``buf`` is never believed."""
+    a, b = socket.socketpair()
+    with a, b:
+        arrived = ArrivalTimes(a)
+        b.send(b"x")
+        a.recv(16)
+        assert arrived.stamp() is None
+        assert arrived(42.0) == inline(arrived, 42.0) == 42.0

@@ -24,19 +24,20 @@ which the app points at ``loop.call_soon_threadsafe``.
 
 Cost. The thread sleeps ~20 ms between turns and wakes to cold caches, where a
 numpy call costs 10-15 µs and each new code path a few µs: on the budget of a
-desk phone (and against pyVoIP in bench/media_cpu.py) that is what a turn's
-cost is made of. So the usual turn takes a fast path of few C calls and no
-numpy: one poll, one recv_into, the header unpacked in place, the jitter
-buffer's and ReceiveStats' in-order paths, G.711 in one C call each way
-(g711.py), the concealer keeping history by reference (plc.py), header packed
-in place, one sendto. Source filtering on that path is by SSRC: once a packet
-from the peer's address has shown its SSRC, packets are read without their
-address (CPython formats each into a new str with inet_ntop), and any packet
-with another SSRC sends the thread back to reading addresses until that SSRC's
-source is known (``_receive``); twice a second one turn reads addresses anyway,
-so that a NAT rebinding (the peer's port moves, its SSRC stays) is seen.
-Anything unusual leaves the fast path for the general code, which does the
-same as before it.
+desk phone (and against pyVoIP in bench/media_cpu.py) that is what a turn's cost
+is made of. So the usual turn takes a fast path of few C calls and no numpy: one
+poll, one recv_into, the kernel's arrival stamp read inline (one ioctl, from
+``ArrivalTimes``' parts: calling it costs more than the ioctl), the header
+unpacked in place, the jitter buffer's and ReceiveStats' in-order paths, G.711
+in one C call each way (g711.py), the concealer keeping history by reference
+(plc.py), header packed in place, one sendto. Source filtering on that path is
+by SSRC: once a packet from the peer's address has shown its SSRC, packets are
+read without their address (CPython formats each into a new str with inet_ntop),
+and any packet with another SSRC sends the thread back to reading addresses
+until that SSRC's source is known (``_receive``); twice a second one turn reads
+addresses anyway, so that a NAT rebinding (the peer's port moves, its SSRC
+stays) is seen. Anything unusual leaves the fast path for the general code,
+which does the same as before it.
 
 Sources. Packets are taken from where we send. With symmetric RTP (the default,
 for peers behind NAT) our stream moves to where the peer's comes from: only for
@@ -122,8 +123,7 @@ class MediaSession:
                  on_event: Callable[[dict[str, Any]], None] = lambda e: None,
                  clock: Callable[[], float] = time.monotonic,
                  wallclock: Callable[[], float] = time.time,
-                 arrival_times: Callable[[socket.socket], Callable[[float], float]]
-                 = ArrivalTimes) -> None:
+                 arrival_times: Callable[[socket.socket], ArrivalTimes] = ArrivalTimes) -> None:
         self.media = media
         self._sock = rtp_sock
         self._rtcp_sock = rtcp_sock
@@ -274,6 +274,9 @@ class MediaSession:
         poll = poller.poll
         recv_from, recv = sock.recvfrom_into, sock.recv_into
         arrived = self._arrival
+        # arrived(now)'s parts, for the fast path to do it inline (ArrivalTimes)
+        stamp, stamp_buf, unstamp = arrived.stamp, arrived.buf, arrived.unpack
+        realtime, speed = arrived.wall, arrived.speed
         sendto = sock.sendto
         unpack = _HEADER.unpack_from
         rx_update = rx.update_fields
@@ -304,7 +307,10 @@ class MediaSession:
                 # ("trusting"), read without the source address: CPython formats it into
                 # a new str for every packet (inet_ntop: printf), ~15 µs a frame on cold
                 # caches; a packet with the peer's SSRC is then taken as the peer's, and
-                # one without sends us back to reading addresses (_receive).
+                # one without sends us back to reading addresses (_receive). The poll
+                # that finds the socket empty costs ~2 µs (the path is warm by then);
+                # reading first when a packet is due instead of polling saved nothing
+                # measurable: the cold first syscall's cost moved to the recv.
                 for _ in reads_per_turn:  # bounded: a flood must not starve playout
                     ready = poll(0)
                     if not ready:
@@ -329,7 +335,15 @@ class MediaSession:
                             # the usual packet: ours, no marker, padding, extension or
                             # CSRCs, our codec; its header read in place
                             n_rx += 1
-                            arrival = arrived(now)
+                            # arrived(now), inline: on cold caches the call of a Python
+                            # __call__ costs more than the ioctl it makes
+                            try:
+                                stamp()
+                                sec, usec = unstamp(stamp_buf)
+                                age = realtime() - (sec + usec * 1e-6)
+                                arrival = now - age * speed if 0.0 < age < 1.0 else now
+                            except OSError:  # no stamp yet
+                                arrival = now
                             rx_update(seq, ts, ssrc, arrival * RATE)
                             jb_put(seq, ts, ssrc, False, recv_buf[HEADER_SIZE:size], arrival)
                             continue

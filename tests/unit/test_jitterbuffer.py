@@ -237,7 +237,6 @@ def test_steady_jitter_means_no_late_packets_after_learning() -> None:
     late_after_warmup = s["late"] - played[250].stats["late"]
     assert late_after_warmup == 0
     assert s["received"] + s["lost"] == s["expected"] == 1500
-    assert 3.0 < s["jitter_ms"] < 40.0  # RFC 3550 A.8, for RTCP
 
 
 def test_target_is_bounded_by_max_delay() -> None:

@@ -181,8 +181,6 @@ class JitterBuffer:
         self._base = arrival * self._rate - timestamp
         self._spread = 0.0
         self._last_arrival = arrival
-        self._prev_raw: float | None = None
-        self._jitter = 0.0
         self._offset = 0.0  # smoothed now * rate - P
         self._target_eff = self._min
 
@@ -206,12 +204,7 @@ class JitterBuffer:
                 self._max_seq += 1
                 self._seen = ((self._seen << 1) | 1) & _SEEN_MASK
                 self._received += 1
-                # _time(t, arrival), with the packet on the grid: its transit is its raw one
-                prev = self._prev_raw
-                if prev is not None:
-                    d = transit - prev
-                    self._jitter += ((d if d >= 0.0 else -d) - self._jitter) / 16.0
-                self._prev_raw = transit
+                # _time(t, arrival), with the packet on the grid
                 fast = self._fast
                 while fast and fast[-1][1] >= transit:
                     fast.pop()
@@ -300,13 +293,9 @@ class JitterBuffer:
         return self._play + (t - self._play) // self._fs * self._fs
 
     def _time(self, t: int, arrival: float) -> None:
-        """Fold one packet's arrival into jitter, fastest path and spread."""
-        rate = self._rate
-        raw = arrival * rate - t
-        if self._prev_raw is not None:  # RFC 3550 A.8: J += (|D| - J) / 16
-            self._jitter += (abs(raw - self._prev_raw) - self._jitter) / 16.0
-        self._prev_raw = raw
-        transit = arrival * rate - self._floor(t)
+        """Fold one packet's arrival into the fastest path and the spread. (RFC 3550's
+        interarrival jitter is ReceiveStats' business, in rtp.py: the engine feeds both.)"""
+        transit = arrival * self._rate - self._floor(t)
         fast = self._fast
         while fast and fast[-1][1] >= transit:
             fast.pop()
@@ -546,7 +535,6 @@ class JitterBuffer:
             "buffered": len(self._slots),
             "delay_ms": (self._offset - self._base) * ms if self._started else 0.0,
             "target_ms": self._target() * ms,
-            "jitter_ms": self._jitter * ms,
         }
 
     def __repr__(self) -> str:

@@ -125,6 +125,22 @@ def test_wav_writer_file_is_valid_after_every_frame(tmp_path: Path) -> None:
     assert list(data[::160]) == [1, 2, 3]
 
 
+def test_a_full_wav_keeps_what_it_has_and_takes_no_more(tmp_path: Path) -> None:
+    """RIFF sizes are 32-bit (74 h of speaker at 8 kHz): at the limit the recording stops,
+    the file stays valid, and nothing raises into the media thread."""
+    path = tmp_path / "out.wav"
+    w = WavWriter(path, max_bytes=2 * 320)
+    for i in range(4):
+        w.write(np.full(160, i + 1, np.int16))
+    assert w.full
+    w.close()
+    with wave.open(str(path), "rb") as r:
+        assert r.getnframes() == 320
+        data = np.frombuffer(r.readframes(320), "<i2")
+    assert list(data[::160]) == [1, 2]
+    assert WavWriter(tmp_path / "x.wav", max_bytes=1 << 40)._max == 0xFFFFFFFF - 36
+
+
 def test_file_backend_plays_the_input_then_silence_and_records(tmp_path: Path) -> None:
     src = tmp_path / "mic.wav"
     write_wav(src, np.arange(1, 401, dtype=float), 8000)

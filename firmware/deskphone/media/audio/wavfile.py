@@ -10,6 +10,7 @@ like a sound card.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import wave
@@ -20,6 +21,8 @@ import numpy as np
 
 from .base import FRAME_SAMPLES, RATE, Pacer, Pcm, silence
 from .resample import resample
+
+log = logging.getLogger(__name__)
 
 
 def load_wav(path: str | os.PathLike[str], rate: int = RATE) -> Pcm:
@@ -51,14 +54,22 @@ def load_wav(path: str | os.PathLike[str], rate: int = RATE) -> Pcm:
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 
-class WavWriter:
-    """8 kHz 16-bit mono WAV that stays valid after every write."""
+# RIFF's sizes are 32-bit: a WAV holds 4 GiB less its header (74 h at 8 kHz)
+MAX_WAV_DATA = 0xFFFFFFFF - 36
 
-    def __init__(self, path: str | os.PathLike[str], rate: int = RATE) -> None:
+
+class WavWriter:
+    """8 kHz 16-bit mono WAV that stays valid after every write. Full (``max_bytes``),
+    it keeps what it has and takes no more: the recording stops, not the call."""
+
+    def __init__(self, path: str | os.PathLike[str], rate: int = RATE, *,
+                 max_bytes: int = MAX_WAV_DATA) -> None:
         self.path = Path(path)
         self._f = open(self.path, "wb")  # noqa: SIM115 (kept open for the call)
         self._rate = rate
         self._bytes = 0
+        self._max = min(max_bytes, MAX_WAV_DATA)
+        self.full = False
         self._f.write(self._header(0))
         self._f.flush()
 
@@ -69,6 +80,12 @@ class WavWriter:
 
     def write(self, frame: Pcm) -> None:
         data = frame.astype("<i2").tobytes()
+        if self._bytes + len(data) > self._max:
+            if not self.full:
+                self.full = True
+                log.warning("%s is full (%d bytes): recording stopped", self.path,
+                            self._bytes)
+            return
         self._f.write(data)
         self._bytes += len(data)
         # patch the two sizes in place; the data written so far is then a whole WAV

@@ -103,11 +103,12 @@ class FarEnd:
 @contextmanager
 def session_with(far: FarEnd, *, ptime: int = 20, rtcp_mux: bool = True,
                  symmetric_rtp: bool = True, rtcp_sock: socket.socket | None = None,
-                 remote_rtcp_port: int | None = None) -> Iterator[tuple[MediaSession,
-                                                                        MemoryAudio]]:
+                 remote_rtcp_port: int | None = None, muted: bool = False,
+                 mic: np.ndarray | None = None) -> Iterator[tuple[MediaSession,
+                                                                  MemoryAudio]]:
     clock = far.clock
     sock = udp_socket()
-    audio = MemoryAudio(np.zeros(8000 * 20, np.int16), clock)
+    audio = MemoryAudio(np.zeros(8000 * 20, np.int16) if mic is None else mic, clock)
     media = NegotiatedMedia(remote_address="127.0.0.1", remote_port=far.port(0),
                             local_port=sock.getsockname()[1], codec=PCMU,
                             telephone_event_pt=101, ptime=ptime,
@@ -116,7 +117,7 @@ def session_with(far: FarEnd, *, ptime: int = 20, rtcp_mux: bool = True,
     events: list[dict[str, object]] = []
     s = MediaSession(media, sock, audio, rng=random.Random(5), clock=clock,
                      wallclock=clock.wall, on_event=events.append, rtcp_sock=rtcp_sock,
-                     options=MediaOptions(symmetric_rtp=symmetric_rtp),
+                     options=MediaOptions(symmetric_rtp=symmetric_rtp), muted=muted,
                      arrival_times=lambda s: ArrivalTimes(s, speed=clock.speed))
     s.events = events  # type: ignore[attr-defined]
     far.start(("127.0.0.1", sock.getsockname()[1]))
@@ -144,23 +145,36 @@ def rtp_to(far: FarEnd, i: int, since: float = 0.0, pt: int | None = None) -> li
 # ---------------------------------------------------------------------------- sources
 
 
-def test_a_strangers_packet_first_does_not_steal_the_call() -> None:
+@pytest.mark.parametrize("natted", [False, True])
+def test_a_strangers_packet_first_does_not_steal_the_call(natted: bool) -> None:
     """A stray datagram (a port scan, the last packet of an earlier call) that lands
-    before the peer's first: symmetric RTP must not latch onto it."""
+    before the peer's first. Garbage never moves our stream; a stray RTP packet may, until
+    the peer's stream shows: at once from its SDP address, or behind a NAT (from another
+    port) once it has streamed 80 ms while the stranger said nothing more."""
     far = FarEnd(ScaledClock(SPEED))
     stranger = udp_socket()
+    stranger.setblocking(False)
     with session_with(far) as (s, _):
         stray = struct.pack("!BBHII", 0x80, 0, 1, 1, 0xBAD) + bytes(160)
-        stranger.sendto(stray, ("127.0.0.1", s.media.local_port))
         stranger.sendto(b"garbage", ("127.0.0.1", s.media.local_port))
+        stranger.sendto(stray, ("127.0.0.1", s.media.local_port))
         run_for(0.2)
+        far.use = 1 if natted else 0
         far.sending.set()
         run_for(1.5)
         stats = s.stats()
+    got = 0
+    while True:
+        try:
+            stranger.recv(2048)
+            got += 1
+        except OSError:
+            break
     stranger.close()
     assert stats["rx_packets"] >= 50, stats
-    assert stats["remote"] == f"127.0.0.1:{far.port(0)}", stats
-    assert len(rtp_to(far, 0)) >= 50
+    assert stats["remote"] == f"127.0.0.1:{far.port(far.use)}", stats
+    assert len(rtp_to(far, far.use)) >= 50
+    assert got <= 20, got  # the stranger had our stream for 0.2 s + 80 ms at most
 
 
 def test_nat_rebinding_with_the_same_ssrc_moves_our_stream() -> None:
@@ -234,6 +248,73 @@ def test_rtcp_without_mux_follows_the_peers_rtcp_and_ignores_a_strangers() -> No
     assert any(200 <= d[1] <= 201 for d in reports), "no RTCP report reached the peer"
     assert {"event": "rtcp_bye"} not in events
     assert stats["rx_filtered"] >= 1, stats
+
+
+def test_rtcp_follows_the_peer_when_its_nat_binding_moves() -> None:
+    """The peer's RTP moved to a new port (same SSRC): its RTCP comes from a new port
+    too, and must be taken and answered there, not filtered as a stranger's."""
+    far = FarEnd(ScaledClock(SPEED))
+    rtcp = udp_socket()
+    old_rtcp, new_rtcp = udp_socket(), udp_socket()
+    new_rtcp.settimeout(0.05)
+    rr = struct.pack("!BBHI", 0x80, 201, 1, far.ssrc)
+    with session_with(far, rtcp_mux=False, rtcp_sock=rtcp,
+                      remote_rtcp_port=far.port(0) + 1) as (s, _):
+        far.sending.set()
+        run_for(0.5)
+        old_rtcp.sendto(rr, rtcp.getsockname())  # latches our RTCP onto old_rtcp
+        run_for(0.5)
+        far.use = 1  # the NAT rebinding: RTP from a new port...
+        run_for(1.0)
+        new_rtcp.sendto(rr, rtcp.getsockname())  # ... and RTCP from another new one
+        run_for(7.0)
+        filtered = s.stats()["rx_filtered"]
+    reports = []
+    while True:
+        try:
+            reports.append(new_rtcp.recv(2048))
+        except (TimeoutError, OSError):
+            break
+    for sock in (rtcp, old_rtcp, new_rtcp):
+        sock.close()
+    assert any(200 <= d[1] <= 201 for d in reports), "our RTCP stayed on the old binding"
+    assert filtered <= 30, filtered  # the peer's new RTCP was not taken for a stranger's
+
+
+def test_a_muted_start_sends_not_one_frame_of_the_room() -> None:
+    """Early media: the session starts muted, so even its first packet is silence."""
+    far = FarEnd(ScaledClock(SPEED))
+    t = np.arange(8000 * 20) / 8000
+    mic = (8000 * np.sin(2 * np.pi * 700 * t)).astype(np.int16)
+    with session_with(far, muted=True, mic=mic) as (s, _):
+        run_for(0.5)
+        s.mute(False)
+        run_for(0.5)
+    sent = rtp_to(far, 0, pt=0)
+    assert len(sent) >= 40
+    silent = [d[12:] == ulaw_encode(np.zeros(160, np.int16)) for d in sent]
+    assert all(silent[:20]), silent[:25]  # nothing of the mic before the unmute
+    assert not any(silent[-10:])  # and the mic after it
+
+
+def test_the_stream_an_sdp_change_left_does_not_take_it_back() -> None:
+    """A re-INVITE (or another fork's answer) names a new address; the old stream's
+    packets keep coming for a while: we stay on the new address, silent or not."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with session_with(far) as (s, _):
+        far.sending.set()
+        run_for(0.5)
+        new = udp_socket()
+        moved = NegotiatedMedia(remote_address="127.0.0.1", remote_port=new.getsockname()[1],
+                                local_port=s.media.local_port, codec=PCMU,
+                                telephone_event_pt=101, ptime=20,
+                                direction=Direction.SENDRECV, rtcp_mux=True)
+        s.update(moved)
+        run_for(1.0)  # the old stream goes on; the new address has sent nothing yet
+        stats = s.stats()
+        new.close()
+    assert stats["remote"] == f"127.0.0.1:{moved.remote_port}", stats
 
 
 # ------------------------------------------------------------------------------- DTMF

@@ -41,12 +41,15 @@ which does the same as before it.
 
 Sources. Packets are taken from where we send. With symmetric RTP (the default,
 for peers behind NAT) our stream moves to where the peer's comes from: only for
-valid RTP of a negotiated payload type (a stray datagram or a port scan never
+valid RTP of a negotiated payload type (garbage or a port scan's probe never
 moves it), at once to the SDP's address, to the first source heard, or to the
 peer's own SSRC from a new port; to a new SSRC from a new source only once it
 has streamed for 80 ms while the old source was silent (``_accept_source``).
-RTCP is taken from the peer only (its RTP source with rtcp-mux; else its host,
-and then the port its RTCP comes from, where ours then goes).
+So a stranger's stray RTP packet that comes first can take the stream only
+until the peer's shows: at once if the peer sends from its SDP address, else
+80 ms later. RTCP is taken from the peer only (its RTP source with rtcp-mux;
+else its host, and then the port its RTCP comes from, where ours then goes,
+learnt again whenever RTP moves).
 
 Nothing that can be allocated once is allocated per frame: the packet buffer,
 the receive buffer and the decode buffers live for the session.
@@ -123,7 +126,10 @@ class MediaSession:
                  on_event: Callable[[dict[str, Any]], None] = lambda e: None,
                  clock: Callable[[], float] = time.monotonic,
                  wallclock: Callable[[], float] = time.time,
-                 arrival_times: Callable[[socket.socket], ArrivalTimes] = ArrivalTimes) -> None:
+                 arrival_times: Callable[[socket.socket], ArrivalTimes] = ArrivalTimes,
+                 muted: bool = False) -> None:
+        """``muted``: start with the microphone off (early media: nothing of the room goes
+        out before the call is answered, not even the first frame)."""
         self.media = media
         self._sock = rtp_sock
         self._rtcp_sock = rtcp_sock
@@ -142,7 +148,19 @@ class MediaSession:
         self._stats: dict[str, Any] = {"codec": media.codec.encoding}
         self.error: BaseException | None = None
         # the thread's state that commands change
-        self._muted = self._held = self._dtmf_busy = False
+        self._held = self._dtmf_busy = False
+        self._muted = muted
+        # where the peer is (_setup, _accept_source): the SDP's addresses, and where our
+        # RTP and RTCP go; None/empty until the thread's first _setup
+        self._sdp_remote: tuple[str, int] | None = None
+        self._sdp_rtcp: tuple[str, int] = ("", 0)
+        self._remote: tuple[str, int] = ("", 0)
+        self._rtcp_remote: tuple[str, int] = ("", 0)
+        self._rtcp_latched = False  # _rtcp_remote is where the peer's RTCP comes from
+        self._latched = False  # _remote is where the peer's RTP comes from
+        self._peer_ssrc: int | None = None  # the peer's audio SSRC, once seen from _remote
+        # the source and SSRC of the stream an SDP change left
+        self._left: tuple[tuple[str, int] | None, int | None] = (None, None)
         self._tone: ToneGenerator | None = None
         self._fifo_n = 0
         self._n = {"rx": 0, "rx_bad": 0, "rx_filtered": 0}  # counts off the fast path
@@ -213,15 +231,24 @@ class MediaSession:
         self._ptime_samples = max(80, min(480, media.ptime * 8))
         sdp_remote = (media.remote_address, media.remote_port)
         sdp_rtcp = (media.remote_address, media.remote_rtcp_port or media.remote_port + 1)
-        if getattr(self, "_sdp_remote", None) == sdp_remote:
-            return  # a re-INVITE that moved nothing (hold, resume): keep what we learnt
+        if self._sdp_remote == sdp_remote:
+            # a re-INVITE that moved no RTP (hold, resume): keep what we learnt
+            if sdp_rtcp != self._sdp_rtcp:
+                self._sdp_rtcp = sdp_rtcp
+                if not self._rtcp_latched:
+                    self._rtcp_remote = (self._remote[0], sdp_rtcp[1])
+            return
+        # the stream we leave (another fork's early media, the peer before its re-INVITE)
+        # must not win the "first source heard" below with its stragglers
+        if self._sdp_remote is not None:
+            self._left = (self._remote, self._peer_ssrc)
         self._sdp_remote = sdp_remote
         self._sdp_rtcp = sdp_rtcp
         self._remote = sdp_remote  # where our RTP goes: the SDP's, or where theirs comes from
         self._rtcp_remote = sdp_rtcp  # where our RTCP goes (without rtcp-mux)
-        self._rtcp_latched = False  # _rtcp_remote is where the peer's RTCP comes from
+        self._rtcp_latched = False
         self._latched = not self._opt.symmetric_rtp
-        self._peer_ssrc: int | None = None  # the peer's audio SSRC, once seen from _remote
+        self._peer_ssrc = None
         # a new source with a new SSRC, not yet moved to: (addr, ssrc, packets in a row,
         # the current source's progress when it began, its first packet's arrival)
         self._candidate: tuple[tuple[str, int], int, int, tuple[int | None, int],
@@ -632,8 +659,13 @@ class MediaSession:
             return True
         if not self._opt.symmetric_rtp or not media:
             return False
-        if addr == self._sdp_remote or not self._latched or ssrc == self._peer_ssrc:
+        if addr == self._sdp_remote or ssrc == self._peer_ssrc:
             self._move(addr)
+            return True
+        if addr == self._left[0] or ssrc == self._left[1]:
+            return False  # the stream an SDP change left (another fork, the old peer)
+        if not self._latched:
+            self._move(addr)  # the first source heard
             return True
         progress = (self._rx.ssrc, self._rx.received)
         c = self._candidate
@@ -653,8 +685,9 @@ class MediaSession:
         self._latched = True
         self._peer_ssrc = None  # set again by its audio
         self._candidate = None
-        if not self._rtcp_latched:  # RTCP to the same host until its own RTCP shows where
-            self._rtcp_remote = (addr[0], self._sdp_rtcp[1])
+        # RTCP to the same host, until its own RTCP shows from where (it moved too)
+        self._rtcp_remote = (addr[0], self._sdp_rtcp[1])
+        self._rtcp_latched = False
 
     def _report_digits(self, digits: tuple[DtmfDigit, ...]) -> None:
         for digit in digits:

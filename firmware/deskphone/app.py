@@ -265,20 +265,17 @@ class Phone:
         if isinstance(event, ev.Unregistered):
             self._unregistered.set()
         elif isinstance(event, ev.CallRinging):
-            if event.media is None:
-                if event.call_id not in self.early:
-                    self._play_tone("ringback")
-            else:
+            if event.media is not None and event.media.active:
                 # early media: the far end's audio instead of our ringback. Ours goes
                 # out as silence until the call is answered (nothing of the room is
-                # heard before then; the packets open NAT bindings and let the far end
-                # latch onto us)
+                # heard before then, not even a first frame; the packets open NAT
+                # bindings and let the far end latch onto us)
                 self._stop_tone()
-                self.early.setdefault(event.call_id, False)
-                self._start_media(event.call_id, event.media)
-                session = self.sessions.get(event.call_id)
-                if session is not None:
-                    session.mute(True)
+                self._start_media(event.call_id, event.media, muted=True)
+                if event.call_id in self.sessions:
+                    self.early.setdefault(event.call_id, False)
+            elif event.call_id not in self.early:
+                self._play_tone("ringback")
         elif isinstance(event, ev.CallConnected | ev.CallUpdated):
             self._stop_tone()
             self._start_media(event.call_id, event.media)
@@ -304,7 +301,8 @@ class Phone:
 
     # ----------------------------------------------------------------- media
 
-    def _start_media(self, call_id: str, media: NegotiatedMedia | None) -> None:
+    def _start_media(self, call_id: str, media: NegotiatedMedia | None, *,
+                     muted: bool = False) -> None:
         if media is None or self.audio is None or self.rtp is None:
             return
         session = self.sessions.get(call_id)
@@ -328,7 +326,7 @@ class Phone:
                                rtcp_sock=None if media.rtcp_mux else rtcp_sock,
                                options=MediaOptions(cname=f"{self.cfg.account.user}@deskphone",
                                                     symmetric_rtp=self.cfg.sip.symmetric_rtp),
-                               on_event=on_media_event)
+                               on_event=on_media_event, muted=muted)
         self.sessions[call_id] = session
         self._port_calls[media.local_port] = call_id
         session.start()

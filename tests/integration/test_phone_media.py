@@ -297,11 +297,16 @@ def test_early_media_plays_before_the_answer(
     early = p.console.wait_stats(rx_packets=30)  # 0.9 s of the capture, not answered yet
     assert early["muted"] is True and early["tx_packets"] > 0, early
     assert p.console.command("status")["call"]["state"] != "connected"
+    # the user mutes before the answer: the phone stays silent after it too
+    assert p.console.command("mute")["muted"] is True
     p.console.wait_event("connected", call_id=call_id)
     # the snapshot is taken twice a second: one 0.6 s (20 packets) after the answer
     at_answer = p.console.command("stats")["rx_packets"]
     answered = p.console.wait_stats(rx_packets=at_answer + 20)
-    assert answered["muted"] is False, answered
+    assert answered["muted"] is True, answered
+    assert p.console.command("unmute")["muted"] is False
+    unmuted = p.console.wait_stats(rx_packets=answered["rx_packets"] + 20)
+    assert unmuted["muted"] is False, unmuted
     assert answered["rx_lost"] == 0 and answered["rx_invalid"] == 0, answered
     p.console.command("hangup")
     p.console.wait_event("ended", call_id=call_id)

@@ -379,3 +379,25 @@ def test_183_without_sdp_is_ringing_without_media() -> None:
     p.drop = lambda m, side: False
     provisional(p, 183)
     assert p.a.of(ev.CallRinging) == [ev.CallRinging(p.a.ep.call().call_id, 183, None)]
+
+
+def test_a_2xx_without_sdp_from_another_fork_is_not_the_early_medias_answer() -> None:
+    """The 183 came from fork A; fork B answers 200 without SDP: A's early media is not
+    B's answer (we would send to A, whom the proxy is cancelling)."""
+    p = EndpointPair()
+    p.call_b()
+    provisional(p, 183, EARLY_ANSWER)  # B's 180 made a 183: B's To tag, fork "A"
+    ok = None
+    p.b.ep.answer(p.now)
+    for data, _ in p.b.ep.datagrams_to_send(p.now):
+        ok = parse_message(data)
+    assert isinstance(ok, Response) and ok.status == 200
+    to = ok.headers.get("To")
+    assert to is not None
+    headers = (ok.headers.remove("Content-Type").remove("Content-Length")
+               .set("To", to.split(";tag=")[0] + ";tag=fork-b").add("Content-Length", "0"))
+    p.a.ep.receive(bytes(Response(200, "OK", headers, b"")), p.b.addr, p.now)
+    p.pump()
+    assert not p.a.of(ev.CallConnected)
+    (ended,) = p.a.of(ev.CallEnded)
+    assert ended.reason == "media negotiation failed"

@@ -38,6 +38,7 @@ class Call:
     remote_sdp: SessionDescription | None = None
     media: NegotiatedMedia | None = None
     early_media: NegotiatedMedia | None = None  # from an SDP answer in a 18x
+    early_tag: str | None = None  # ... and the To tag of that 18x (its fork)
     dialog: Dialog | None = None
     # outgoing side
     invite: Request | None = None  # the INVITE in flight (the latest, after auth)

@@ -530,6 +530,7 @@ class Endpoint:
                        str(call.invite_addr))
             return None
         call.early_media = media
+        call.early_tag = resp.to.tag
         call.remote_sdp = answer
         return media
 
@@ -557,9 +558,11 @@ class Endpoint:
             return
         media: NegotiatedMedia | None = None
         try:
-            if call.early_media is not None and resp.content_type != "application/sdp":
-                # the answer came in a 18x and the 2xx does not repeat it (RFC 3261
-                # wants it repeated; not every UA does): the early media goes on
+            if (call.early_media is not None and resp.content_type != "application/sdp"
+                    and to_tag == call.early_tag):
+                # the answer came in a 18x and the 2xx (of the same fork) does not repeat
+                # it (RFC 3261 wants it repeated; not every UA does): the early media
+                # goes on
                 call.media = call.early_media
                 call.state = CallState.CONNECTED
                 self._events.append(ev.CallConnected(call.call_id, call.early_media))

@@ -218,6 +218,8 @@ def test_a_card_with_periods_buffered_at_start_is_still_found_clocked() -> None:
     fake.time.now += 0.080  # 4 periods buffered before the loop's first read
     for _ in range(5):
         b.read()
+    assert b.clocked is None  # one read has waited: it could have been the GIL
+    b.read()
     assert b.clocked is True
     assert fake.time.slept == 0.0
     b.close()
@@ -255,4 +257,48 @@ def test_an_unplugged_card_neither_spins_the_loop_nor_ends_the_call() -> None:
     assert b.reopens == 4
     assert (frames[-1] == 100).all()
     assert len(fake.pcms) == 4  # the first pair, and the pair the reopen opened
+    b.close()
+
+
+def test_one_stalled_read_does_not_make_a_clockless_pcm_clocked() -> None:
+    """A read of the file plugin held up once (the thread waiting for the GIL, a page
+    fault) is not a clock: without the Pacer the loop would then run flat out."""
+    fake = _FakeAlsa()
+    b = fake.backend()
+    b.start()
+    real_read = fake.pcms[0].read
+    calls = [0]
+
+    def read() -> tuple[int, bytes]:
+        calls[0] += 1
+        if calls[0] == 3:
+            fake.time.now += 0.010
+        return real_read()
+
+    fake.pcms[0].read = read  # type: ignore[method-assign]
+    for _ in range(8):
+        b.read()
+    assert b.clocked is False
+    b.close()
+
+
+def test_a_card_failing_from_the_start_is_probed_when_it_comes_back() -> None:
+    """Failed reads tell nothing of a clock: a card that fails its first reads and is then
+    reopened is judged by the reads that give audio (else the Pacer would pace a real card
+    too, and its capture overrun)."""
+    fake = _FakeAlsa(period_s=0.020)
+    b = fake.backend()
+    b.start()
+    fake.gone = True
+    for _ in range(60):  # a second and more of failures: reopened once, in vain
+        b.read()
+    assert b.clocked is None and b.reopens == 1
+    fake.gone = False
+    for _ in range(60):
+        b.read()
+    assert b.reopens == 2 and b.clocked is True
+    slept = fake.time.slept
+    for _ in range(100):
+        b.read()
+    assert fake.time.slept == slept  # the card alone paces it now
     b.close()

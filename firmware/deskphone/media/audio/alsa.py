@@ -12,9 +12,10 @@ fast delivers a period every 19.998 ms, and a loop that also waited for the
 system clock's 20 ms would fall behind it by a period every 200 s until capture
 overran. Some PCMs have no clock at all (alsa-lib's file and null plugins, the
 test devices): their reads return at once. So the first ``PROBE_READS`` reads
-are timed: if none of them blocked for ``CLOCKED_BLOCK`` or more, the PCM has no
-clock and a ``Pacer`` (the system clock) paces it from then on; otherwise the
-card alone does.
+that give audio are timed: if two of them blocked for ``CLOCKED_BLOCK`` or more
+(one could be the thread waiting for the GIL), the card alone paces the loop;
+if not, the PCM has no clock and a ``Pacer`` (the system clock) paces it. A
+reopened device is probed again.
 
 A read that gives no audio (an xrun, a short read, a card gone from the USB
 port) costs a frame of silence, and the loop waits a period before the next one:
@@ -77,8 +78,8 @@ class AlsaBackend:
         self._clock = clock
         self._pacer = Pacer(frame_samples / RATE, clock=clock, sleep=sleep, max_lag=2)
         self._silence = silence(frame_samples)
-        self._probes = 0  # probe reads done
-        self._longest_block = 0.0
+        self._probes = 0  # probe reads that gave audio
+        self._blocked = 0  # ... and of those, the ones that waited for a clock
         # None: not known yet; True: the card's clock paces us; False: the Pacer does
         self.clocked: bool | None = None
         self.xruns = 0
@@ -178,6 +179,7 @@ class AlsaBackend:
                     self.playback_device, self._failures * self.frame_samples / RATE, why)
         self.reopens += 1
         self.close()
+        self.clocked, self._probes, self._blocked = None, 0, 0  # perhaps another card now
         try:
             self.start()
         except (OSError, self._module().ALSAAudioError) as e:
@@ -185,14 +187,14 @@ class AlsaBackend:
             log.warning("ALSA reopen failed: %s (trying again in a second)", e)
 
     def _probe_read(self) -> tuple[int, bytes]:
-        """A read timed to find out whether the PCM has a clock (see the module's text)."""
+        """A read timed to find out whether the PCM has a clock (see the module's text);
+        one that fails tells nothing."""
         t0 = self._clock()
-        try:
-            result: tuple[int, bytes] = self._cap.read()
-        finally:
-            self._longest_block = max(self._longest_block, self._clock() - t0)
+        result: tuple[int, bytes] = self._cap.read()
+        if result[0] > 0:
             self._probes += 1
-            if self._longest_block >= CLOCKED_BLOCK:
+            self._blocked += self._clock() - t0 >= CLOCKED_BLOCK
+            if self._blocked >= 2:
                 self.clocked = True
             elif self._probes >= PROBE_READS:
                 self.clocked = False

@@ -302,3 +302,23 @@ def test_a_card_failing_from_the_start_is_probed_when_it_comes_back() -> None:
         b.read()
     assert fake.time.slept == slept  # the card alone paces it now
     b.close()
+
+
+def test_a_speaker_that_fails_for_a_second_is_reopened() -> None:
+    """A playback device of its own, unplugged while capture goes on: every write fails;
+    after a second of that the device is reopened (and the call goes on meanwhile)."""
+    fake = _FakeAlsa(period_s=0.020)
+    b = fake.backend()
+    b.start()
+    fake.writes[:] = ["xrun"] * 200
+    for _ in range(49):
+        b.read()
+        b.write(np.zeros(160, np.int16))
+    assert b.reopens == 0 and b.xruns == 49
+    b.read()
+    b.write(np.zeros(160, np.int16))
+    assert b.reopens == 1
+    fake.writes.clear()  # plugged back in
+    b.write(np.full(160, 5, np.int16))
+    assert fake.pcms[-1].written[-1] == np.full(160, 5, "<i2").tobytes()
+    b.close()

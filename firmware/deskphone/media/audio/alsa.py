@@ -22,7 +22,8 @@ port) costs a frame of silence, and the loop waits a period before the next one:
 a card that fails at once every time must not spin the loop, which sends a
 packet each turn. After ``REOPEN_AFTER`` failed reads in a row (a second) the
 device is closed and opened again, and again a second later while it fails, so
-a handset plugged back in is picked up within the call.
+a handset plugged back in is picked up within the call. A second of failed
+writes (a speaker of its own that went away) reopens it the same way.
 
 Playback starts with ``PREFILL_PERIODS`` period of silence queued (and again
 after an underrun): the loop writes a period each time capture gives one, so
@@ -85,6 +86,7 @@ class AlsaBackend:
         self.xruns = 0
         self.reopens = 0
         self._failures = 0  # failed reads in a row
+        self._play_failures = 0  # failed writes in a row
 
     def _module(self) -> Any:
         if self._alsa is None:
@@ -211,12 +213,22 @@ class AlsaBackend:
         try:
             r = self._play.write(frame.astype("<i2").tobytes())
         except alsaaudio.ALSAAudioError as e:
-            self.xruns += 1
-            log.debug("playback xrun: %s", e)
-            self._prefill()
+            self._no_playback(str(e))
             return
         if r is not None and r < 0:  # -EPIPE: underrun; pyalsaaudio re-prepares
-            self.xruns += 1
+            self._no_playback(f"write returned {r}")
+            return
+        self._play_failures = 0
+
+    def _no_playback(self, why: str) -> None:
+        """A write that failed: a new cushion, and after a second of nothing but failures
+        (a speaker of its own, unplugged) the device reopened, as for capture."""
+        self.xruns += 1
+        self._play_failures += 1
+        log.debug("playback %s: %s", self.playback_device, why)
+        if self._play_failures % REOPEN_AFTER == 0:
+            self._reopen(f"playback: {why}")
+        else:
             self._prefill()
 
     def stop(self) -> None:

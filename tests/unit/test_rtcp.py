@@ -27,7 +27,6 @@ from deskphone.media.rtcp import (
     ntp_from_unix,
     ntp_to_unix,
     parse_compound,
-    rtt_from_report,
     serialize_compound,
 )
 from deskphone.media.rtp import ReceiveStats, RtpPacket, RtpSender
@@ -220,14 +219,6 @@ def test_ntp_timestamps() -> None:
     assert ntp_to_unix(ntp_from_unix(1_700_000_000.25)) == 1_700_000_000.25
     assert ntp_compact(0xAAAABBBBCCCCDDDD) == 0xBBBBCCCC
     assert ntp_compact(ntp_from_unix(1.5)) == ((NTP_EPOCH_OFFSET + 1) & 0xFFFF) << 16 | 0x8000
-
-
-def test_rtt_from_the_rfc_example() -> None:
-    """RFC 3550 §6.4.1, figure 2: A 46864.500, LSR 46853.125, DLSR 5.250 -> 6.125 s."""
-    assert rtt_from_report(0xB7108000, 0xB7052000, 0x00054000) == 6.125
-    assert rtt_from_report(0xB7108000, 0, 0x00054000) is None  # no SR from us yet
-    assert rtt_from_report(0xB7052000, 0xB7052000, 0x10) is None  # negative: clocks moved
-    assert rtt_from_report(0x00001000, 0xFFFFF000, 0x1000) == 0x1000 / 65536  # wraps
 
 
 # -- demultiplexing on one port ----------------------------------------------------------------

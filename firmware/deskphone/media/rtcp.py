@@ -39,7 +39,6 @@ __all__ = [
     "ntp_from_unix",
     "ntp_to_unix",
     "parse_compound",
-    "rtt_from_report",
     "serialize_compound",
 ]
 
@@ -88,18 +87,6 @@ def ntp_compact(ntp: int) -> int:
     """The middle 32 bits of an NTP timestamp (16.16 seconds): the unit of LSR and of the
     arrival time A in the round-trip computation (RFC 3550 §6.4.1)."""
     return (ntp >> 16) & 0xFFFFFFFF
-
-
-def rtt_from_report(arrival: int, lsr: int, dlsr: int) -> float | None:
-    """Round-trip time in seconds, RFC 3550 §6.4.1: A - LSR - DLSR, all in 1/65536 s and
-    modulo 2^32. ``arrival`` is the compact NTP time the report block arrived. None when
-    the peer has had no SR from us yet (LSR 0) or the result is negative (clocks moved)."""
-    if lsr == 0:
-        return None
-    rtt = (arrival - lsr - dlsr) & 0xFFFFFFFF
-    if rtt & 0x80000000:
-        return None
-    return rtt / 65536.0
 
 
 # -- packets ------------------------------------------------------------------------------

@@ -131,6 +131,16 @@ def session_with(far: FarEnd, *, ptime: int = 20, rtcp_mux: bool = True,
     assert s.error is None, s.error
 
 
+def drain(sock: socket.socket) -> list[bytes]:
+    """Every datagram waiting on ``sock`` (non-blocking or with a short timeout)."""
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(2048))
+        except OSError:  # TimeoutError, BlockingIOError: nothing more
+            return out
+
+
 def run_for(seconds: float) -> None:
     time.sleep(seconds / SPEED)
 
@@ -163,13 +173,7 @@ def test_a_strangers_packet_first_does_not_steal_the_call(natted: bool) -> None:
         far.sending.set()
         run_for(1.5)
         stats = s.stats()
-    got = 0
-    while True:
-        try:
-            stranger.recv(2048)
-            got += 1
-        except OSError:
-            break
+    got = len(drain(stranger))
     stranger.close()
     assert stats["rx_packets"] >= 50, stats
     assert stats["remote"] == f"127.0.0.1:{far.port(far.use)}", stats
@@ -237,12 +241,7 @@ def test_rtcp_without_mux_follows_the_peers_rtcp_and_ignores_a_strangers() -> No
         run_for(7.0)  # RTCP reports every ~5 s
         events = list(s.events)  # type: ignore[attr-defined]
         stats = s.stats()
-    reports = []
-    while True:
-        try:
-            reports.append(far_rtcp.recv(2048))
-        except (TimeoutError, OSError):
-            break
+    reports = drain(far_rtcp)
     for sock in (stranger, rtcp, far_rtcp):
         sock.close()
     assert any(200 <= d[1] <= 201 for d in reports), "no RTCP report reached the peer"
@@ -269,12 +268,7 @@ def test_rtcp_follows_the_peer_when_its_nat_binding_moves() -> None:
         new_rtcp.sendto(rr, rtcp.getsockname())  # ... and RTCP from another new one
         run_for(7.0)
         filtered = s.stats()["rx_filtered"]
-    reports = []
-    while True:
-        try:
-            reports.append(new_rtcp.recv(2048))
-        except (TimeoutError, OSError):
-            break
+    reports = drain(new_rtcp)
     for sock in (rtcp, old_rtcp, new_rtcp):
         sock.close()
     assert any(200 <= d[1] <= 201 for d in reports), "our RTCP stayed on the old binding"

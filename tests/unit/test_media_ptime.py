@@ -102,16 +102,22 @@ def test_the_phone_plays_packets_of_any_ptime_in_order(ptime: int) -> None:
         sock.close()
         far.close()
     assert s.error is None
-    played = audio.output()
     sent = len(codes) // samples
     want = ulaw_decode(codes[:sent * samples])
-    first = int(np.flatnonzero(played)[0])
-    got = played[first:first + len(want)]
-    # every sample, in order, with nothing concealed (unless the OS stalled the test
-    # sender: then a frame or two, which the stats would show)
+    # The packets' samples, cut into the 20 ms frames the buffer plays: every frame
+    # played is one of them, bit for bit and in order, or a concealed one (a stall of
+    # this machine delays a packet: the stats count those, and a frame the buffer
+    # inserts then shifts the rest, which is why frames are matched, not samples)
+    frames = {want[k:k + 160].tobytes(): k // 160 for k in range(0, len(want) - 159, 160)}
+    heard = [frames.get(f.tobytes(), -1) for f in audio.played if f.any()]
+    while heard and heard[-1] < 0:
+        heard.pop()  # the fade-out after the stream's last packet
+    matched = [k for k in heard if k >= 0]
+    assert matched == sorted(set(matched))  # in order, none twice
+    assert len(matched) >= len(frames) - 2 * stats["concealed_frames"] - 1, (
+        len(matched), len(frames), stats)
+    assert heard.count(-1) <= stats["concealed_frames"] + 1  # the rest were concealment
+    assert stats["concealed_frames"] <= 10, stats
     if stats["concealed_frames"] == 0:
-        assert np.array_equal(got, want)
-    else:
-        assert np.mean(got == want) > 0.9
-        assert stats["concealed_frames"] <= 3
+        assert matched == list(range(len(frames)))  # every frame, nothing else
     assert stats["rx_packets"] >= sent - 2

@@ -5,6 +5,7 @@
 #     `python3 -m venv` fails). python3-pip is not needed: the venv gets pip from ensurepip.
 #   - gcc, libc6-dev and the Python headers: pyalsaaudio (a test dependency) and pesq (bench)
 #     are built from source by pip.
+#   - fonts-dejavu-core: the OLED's legible fonts (DejaVu); Pillow's own font is the fallback.
 #   - the SIP test peers (Kamailio, SIPp, baresip, ...): $SHARED_DIR/peers/install.sh,
 #     SHARED_DIR defaulting to the shared/ directory laid beside the repo.
 #   bootstrap.sh bench: also espeak-ng, which makes the speech for bench/voice_quality.py.
@@ -24,6 +25,7 @@ if command -v python3 >/dev/null 2>&1 && ! [ -f "$(python3 -c \
         'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then
     missing+=(python3-dev)
 fi
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ "${1:-}" = bench ]; then
     command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 fi

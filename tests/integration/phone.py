@@ -244,7 +244,9 @@ class PhoneSettings:
     expires: int = 3600
     audio: AudioSettings = field(default_factory=AudioSettings)
 
-    def toml(self) -> str:
+    def toml(self, state_dir: Path | None = None) -> str:
+        """``state_dir``: the phone's call history, inside the test's run directory."""
+        phone = f"\n[phone]\nstate_dir = {_toml_str(str(state_dir))}\n" if state_dir else ""
         return (
             "# written by tests/integration/phone.py\n"
             "[account]\n"
@@ -260,7 +262,8 @@ class PhoneSettings:
             f"rtp_port_max = {self.rtp_port + 2}\n"
             "\n[console]\n"
             f'listen = "tcp:{HOST}:{self.console_port}"\n'
-            "\n" + self.audio.toml()
+            + phone
+            + "\n" + self.audio.toml()
             + "\n[log]\n"
             'level = "debug"\n'
         )
@@ -400,7 +403,7 @@ class PhoneProcess(_PhoneBase):
 
     def start(self, timeout: float = 10.0, *, connect: bool = True) -> PhoneProcess:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.settings.toml())
+        self.config_path.write_text(self.settings.toml(self.run_dir / f"{self.name}-state"))
         self.config_path.chmod(0o600)
         env = dict(os.environ)
         env.update(self.env)
@@ -486,7 +489,7 @@ class PhoneThread(_PhoneBase):
         from deskphone.config import load_config
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.settings.toml())
+        self.config_path.write_text(self.settings.toml(self.run_dir / f"{self.name}-state"))
         cfg = load_config(str(self.config_path))
         logger = logging.getLogger("deskphone")
         self._handler = logging.FileHandler(self.log_path)

@@ -72,6 +72,21 @@ class EndpointPair:
         # drop(msg, sender) -> True drops the datagram on the wire
         self.drop: Callable[[Message, Side], bool] = lambda m, s: False
         self.wire: list[tuple[str, Message]] = []
+        # what the phone layer decides for an incoming call: ring it while idle, 486 when
+        # busy (the SIP core only reports); False leaves each call to the test
+        self.phone_policy = True
+
+    def _decide(self, side: Side, events: list[ev.Event]) -> bool:
+        acted = False
+        for e in events:
+            if isinstance(e, ev.IncomingCall):
+                busy = any(c.call_id != e.call_id for c in side.ep.calls)
+                if busy:
+                    side.ep.reject(self.now, 486, e.call_id)
+                else:
+                    side.ep.ring(self.now, e.call_id)
+                acted = True
+        return acted
 
     def other(self, side: Side) -> Side:
         return self.b if side is self.a else self.a
@@ -92,7 +107,10 @@ class EndpointPair:
                     dest.received.append(msg)
                     dest.ep.receive(data, side.addr, self.now)
                     moved = True
-                side.events += drain_events(side.ep)
+                new = drain_events(side.ep)
+                side.events += new
+                if self.phone_policy:
+                    moved |= self._decide(side, new)
 
     def advance(self, seconds: float) -> None:
         """Move the clock, firing every timer on the way, in order."""

@@ -191,6 +191,11 @@ def check_sip_uri(text: str) -> None:
         ) from None
 
 
+def _check_registrar(text: str) -> None:
+    if text:
+        check_sip_uri(text)
+
+
 CONSOLE_KINDS: Final = ("tcp",)
 """Console front ends understood so far; the hardware issue adds "serial"."""
 
@@ -287,6 +292,13 @@ def _check_rtp_ports(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield "rtp_port_max", f"must be greater than rtp_port_min ({low}), got {high}"
 
 
+def _check_digit_map(text: str) -> None:
+    if text:
+        from deskphone.phone.dialplan import DigitMap  # pure, no I/O
+
+        DigitMap.parse(text)
+
+
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 SCHEMA: Final[tuple[Section, ...]] = (
@@ -305,8 +317,10 @@ SCHEMA: Final[tuple[Section, ...]] = (
             Key(
                 "registrar",
                 str,
-                'Registrar URI, e.g. "sip:127.0.0.1:5060".',
-                check=check_sip_uri,
+                'Registrar URI, e.g. "sip:127.0.0.1:5060"; empty: no registrar (a lab bench '
+                "or the offline demo: dial SIP URIs directly).",
+                default="",
+                check=_check_registrar,
             ),
             Key("transport", str, "SIP transport.", default="udp", choices=("udp", "tcp")),
             Key("display_name", str, "Name shown to the people you call.", default=""),
@@ -371,6 +385,47 @@ SCHEMA: Final[tuple[Section, ...]] = (
                 default="tcp:127.0.0.1:5099",
                 check=parse_console_listen,
             ),
+            Key(
+                "serial",
+                str,
+                'A serial port for the console too: "/dev/serial0", a pty, "socket://H:P"; '
+                "empty: none.",
+                default="",
+            ),
+            Key("serial_baudrate", int, "The serial console's speed.", default=115200,
+                bounds=(1200, 4000000)),
+        ),
+    ),
+    Section(
+        "phone",
+        "How the phone behaves for the person using it.",
+        (
+            Key("state_dir", str, "Where the call history is kept; empty: "
+                "/var/lib/deskphone as a service, $XDG_STATE_HOME/deskphone for a user.",
+                default=""),
+            Key("digit_map", str, 'When a dialled number is complete, e.g. "[2-9]xxx|0T|*xx" '
+                "(x any digit, [2-9] a range, . repeats, T the short timer); empty: on # or "
+                "the interdigit timeout.", default="", check=_check_digit_map),
+            Key("interdigit_timeout", int, "Seconds without a digit before the number is "
+                "dialled.", default=4, bounds=(1, 30)),
+            Key("digit_map_timeout", int, "Seconds of the digit map's T timer.", default=2,
+                bounds=(1, 30)),
+        ),
+    ),
+    Section(
+        "hardware",
+        "The Raspberry Pi's GPIO devices and display.",
+        (
+            Key("gpio", str, "Pin factory: lgpio on a Pi, mock (simulated), none (headless), "
+                "or auto (lgpio on a Pi, else none).", default="auto",
+                choices=("auto", "lgpio", "mock", "none")),
+            Key("display", str, "The OLED: ssd1306 or sh1106 on I2C, none, or auto (ssd1306 "
+                "on a Pi, else none).", default="auto",
+                choices=("auto", "ssd1306", "sh1106", "none")),
+            Key("display_address", int, "The OLED's I2C address (0x3C is 60).", default=60,
+                bounds=(3, 119)),
+            Key("ringer", str, "The ringer: a PWM buzzer or a relay driving a bell.",
+                default="pwm", choices=("pwm", "relay")),
         ),
     ),
     Section(
@@ -541,7 +596,7 @@ class AccountConfig:
     user: str
     password: str = field(repr=False)
     domain: str
-    registrar: str
+    registrar: str = ""
     transport: str = "udp"
     display_name: str = ""
     auth_user: str = ""  # empty means "same as user"; filled in on construction
@@ -578,6 +633,8 @@ class ConsoleConfig:
     """``kind`` says which front end; ``host``/``port`` are its TCP address (kind "tcp")."""
 
     listen: str = "tcp:127.0.0.1:5099"
+    serial: str = ""
+    serial_baudrate: int = 115200
     kind: str = field(init=False, repr=False, compare=False)
     address: str = field(init=False, repr=False, compare=False)
     host: str = field(init=False, repr=False, compare=False)
@@ -590,6 +647,22 @@ class ConsoleConfig:
         object.__setattr__(self, "address", address)
         object.__setattr__(self, "host", host)
         object.__setattr__(self, "port", port)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneBehaviour:
+    state_dir: str = ""
+    digit_map: str = ""
+    interdigit_timeout: int = 4
+    digit_map_timeout: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareConfig:
+    gpio: str = "auto"
+    display: str = "auto"
+    display_address: int = 60
+    ringer: str = "pwm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,6 +686,8 @@ class PhoneConfig:
     account: AccountConfig
     sip: SipConfig = field(default_factory=SipConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    phone: PhoneBehaviour = field(default_factory=PhoneBehaviour)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -626,6 +701,8 @@ def config_from_document(document: Mapping[str, object], source: str) -> PhoneCo
         account=AccountConfig(**values["account"]),  # type: ignore[arg-type]
         sip=SipConfig(**values["sip"]),  # type: ignore[arg-type]
         console=ConsoleConfig(**values["console"]),  # type: ignore[arg-type]
+        phone=PhoneBehaviour(**values["phone"]),  # type: ignore[arg-type]
+        hardware=HardwareConfig(**values["hardware"]),  # type: ignore[arg-type]
         audio=AudioConfig(**values["audio"]),  # type: ignore[arg-type]
         log=LogConfig(**values["log"]),  # type: ignore[arg-type]
     )

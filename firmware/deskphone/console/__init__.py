@@ -4,6 +4,7 @@ from deskphone.console.commands import (
     BUILTIN_COMMANDS,
     CALL_COMMANDS,
     MAX_LINE,
+    PHONE_COMMANDS,
     CallControl,
     Command,
     CommandError,
@@ -14,11 +15,13 @@ from deskphone.console.commands import (
     encode_line,
     event_line,
 )
+from deskphone.console.serial import SerialConsole
 from deskphone.console.server import ConsoleServer
 
 __all__ = [
     "BUILTIN_COMMANDS",
     "CALL_COMMANDS",
+    "PHONE_COMMANDS",
     "MAX_LINE",
     "CallControl",
     "Command",
@@ -28,6 +31,7 @@ __all__ = [
     "LineSplitter",
     "LineTooLong",
     "PhoneControl",
+    "SerialConsole",
     "encode_line",
     "event_line",
 ]

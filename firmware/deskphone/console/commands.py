@@ -119,6 +119,41 @@ CALL_COMMANDS: Final[Mapping[str, Command]] = MappingProxyType(
 )
 """In-call commands of a phone with a media path (added to the builtin table)."""
 
+class HardwareControl(PhoneControl, Protocol):
+    """What the commands for the phone's hardware need: a phone with hook and keys."""
+
+    def hook(self, state: str) -> dict[str, object]: ...
+
+    def key(self, keys: str) -> dict[str, object]: ...
+
+    def screen(self) -> dict[str, object]: ...
+
+    def redial(self) -> dict[str, object]: ...
+
+    def history(self) -> dict[str, object]: ...
+
+
+def _hw(control: PhoneControl) -> HardwareControl:
+    if not all(hasattr(control, m) for m in ("hook", "key", "screen", "redial", "history")):
+        raise CommandError("this phone has no hook and keys")
+    return control  # type: ignore[return-value]
+
+
+PHONE_COMMANDS: Final[Mapping[str, Command]] = MappingProxyType(
+    {
+        "hook": Command(lambda c, a: _hw(c).hook(a[0]), ("on|off|flash",),
+                        "put the handset down, lift it, or flash the hook"),
+        "key": Command(lambda c, a: _hw(c).key(a[0]), ("keys",),
+                       "press keys in order: digits (1002#) or one function key (redial, "
+                       "hold, mute, speaker, transfer, vol_up, vol_down, messages)"),
+        "screen": Command(lambda c, a: _hw(c).screen(), (), "the display's text, top to bottom"),
+        "redial": Command(lambda c, a: _hw(c).redial(), (), "call the last number dialled"),
+        "history": Command(lambda c, a: _hw(c).history(), (),
+                           "the last 50 calls, newest first (missed, received, dialled)"),
+    }
+)
+"""Commands of a phone with hardware (real or simulated): the hook, keys and display."""
+
 _HELP: Final = "list the commands"
 
 

@@ -53,3 +53,71 @@ class KeyHeld:
 
 
 HardwareEvent = HookOff | HookOn | HookFlash | KeyPressed | KeyReleased | KeyHeld
+
+
+# ------------------------------------------------------------------- console
+# Commands a person or a lab script gives through the console; the hardware keys and hook
+# arrive as the events above (``key 1002#`` is KeyPressed events, ``hook off`` HookOff).
+
+
+@dataclass(frozen=True, slots=True)
+class DialCommand:
+    """``dial <target>``: place a call now, hands-free if the handset is down."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCommand:
+    """``answer``: take the ringing call, hands-free if the handset is down."""
+
+
+@dataclass(frozen=True, slots=True)
+class HangupCommand:
+    """``hangup``: end, cancel or reject the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldCommand:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MuteCommand:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfCommand:
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedialCommand:
+    """``redial`` (or the redial key): call the last number dialled again."""
+
+
+# ----------------------------------------------------------------- feedback
+# What the runtime reports back after carrying out an action.
+
+
+@dataclass(frozen=True, slots=True)
+class CallPlaced:
+    """``PlaceCall`` went out as an INVITE: the endpoint's Call-ID and the URI called."""
+
+    call_id: str
+    target: str
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallFailed:
+    """``PlaceCall`` could not be sent (a target that is no URI, no RTP port...)."""
+
+    target: str
+    reason: str
+
+
+CommandEvent = (DialCommand | AnswerCommand | HangupCommand | HoldCommand | MuteCommand
+                | DtmfCommand | RedialCommand)
+FeedbackEvent = CallPlaced | CallFailed

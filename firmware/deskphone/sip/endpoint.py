@@ -93,8 +93,8 @@ class EndpointConfig:
     user: str
     domain: str  # host[:port] of the account: sip:user@domain is our AoR
     password: str = field(repr=False)
-    registrar: SipUri  # Request-URI of REGISTER
-    proxy: Addr  # where out-of-dialog requests go (the registrar, resolved)
+    registrar: SipUri | None  # Request-URI of REGISTER; None: no registrar (a lab bench)
+    proxy: Addr | None  # where out-of-dialog requests go (the registrar, resolved)
     local: Addr  # our address as we advertise it in Via and Contact
     display_name: str = ""
     auth_user: str | None = None
@@ -106,7 +106,6 @@ class EndpointConfig:
     rtp_ports: tuple[int, int] = (16384, 16482)
     retry_base: float = 30.0  # registration retry back-off (RFC 5626 §4.5)
     retry_max: float = 1800.0
-    max_calls: int = 1  # a further INVITE gets 486 Busy Here
     nat_rewrite: bool = True  # re-register with the address the registrar saw
 
 
@@ -260,6 +259,8 @@ class Endpoint:
             raise LocalProtocolError(f"no call {call_id!r}") from None
 
     def register(self, now: float) -> None:
+        if self.config.registrar is None or self.config.proxy is None:
+            return  # nothing to register with: calls go to SIP URIs directly
         if self.reg.state in (RegState.REGISTERING, RegState.UNREGISTERING):
             return
         self.reg.retry_at = None
@@ -282,9 +283,8 @@ class Endpoint:
 
     def dial(self, target: str, now: float) -> str:
         """Start an outgoing call; returns its Call-ID."""
-        if len(self._calls) >= self.config.max_calls:
-            raise LocalProtocolError("already in a call")
         uri = self.target_uri(target)
+        hop = self._next_hop_for(uri)  # before anything is held: it may refuse the target
         call_id = self._hex(24) + "@deskphone"
         port = self._rtp_port()
         offer = make_offer(self.config.media, self._rtp_host, port, self._session_id(),
@@ -306,7 +306,7 @@ class Endpoint:
             ("Content-Type", "application/sdp"),
         ]
         invite = Request("INVITE", uri, Headers(headers), bytes(offer))
-        call.invite_addr = self._next_hop_for(uri)
+        call.invite_addr = hop
         self._send_invite(call, invite, now)
         return call_id
 
@@ -324,6 +324,26 @@ class Endpoint:
         call.state = CallState.ANSWERED
         call.invite_tx.respond(resp, now)
 
+    def ring(self, now: float, call_id: str | None = None) -> None:
+        """Tell the caller we are alerting: 180 Ringing (RFC 3261 §13.3.1.1)."""
+        call = self.call(call_id)
+        if call.state is not CallState.INCOMING or call.invite_tx is None:
+            raise LocalProtocolError(f"call is {call.state.value}, not ringing")
+        call.invite_tx.respond(self._response(call.invite_tx.request, 180,
+                                              to_tag=call.local_tag, contact=True,
+                                              record_route=True), now)
+
+    def reject(self, now: float, code: int = 486, call_id: str | None = None) -> None:
+        """Turn an incoming call away with a final response (486 Busy Here, 480, 603)."""
+        if not 400 <= code < 700:
+            raise LocalProtocolError(f"not a rejection code: {code}")
+        call = self.call(call_id)
+        if call.state is not CallState.INCOMING or call.invite_tx is None:
+            raise LocalProtocolError(f"call is {call.state.value}, not ringing")
+        call.invite_tx.respond(
+            self._response(call.invite_tx.request, code, to_tag=call.local_tag), now)
+        self._end(call, "rejected", code)
+
     def hangup(self, now: float, call_id: str | None = None) -> None:
         """End the call whatever its state: CANCEL, reject, or BYE."""
         call = self.call(call_id)
@@ -338,10 +358,7 @@ class Endpoint:
             self._send_cancel(call, now)
             self._end(call, "cancelled", None)
         elif st is CallState.INCOMING:
-            assert call.invite_tx is not None
-            call.invite_tx.respond(
-                self._response(call.invite_tx.request, 486, to_tag=call.local_tag), now)
-            self._end(call, "rejected", 486)
+            self.reject(now, 486, call.call_id)
         elif st in (CallState.ANSWERED, CallState.CONNECTED):
             self._send_bye(call, now)
             self._end(call, "local hangup", None)
@@ -383,6 +400,7 @@ class Endpoint:
             *(creds or []),
         ]
         self._reg_creds = list(creds or [])
+        assert self.config.registrar is not None and self.config.proxy is not None
         req = Request("REGISTER", self.config.registrar, Headers(headers))
         def tu(resp: Response | Timeout, t: float) -> None:
             self._on_register_response(resp, t, expires)
@@ -759,9 +777,6 @@ class Endpoint:
                 # §8.2.2.2: the same request reached us by another path
                 self._reply(req, source, 482, now)
                 return
-        if len(self._calls) >= self.config.max_calls:
-            self._reply(req, source, 486, now)
-            return
         stx = self._new_server_tx(req, source)
         if req.body and req.content_type != "application/sdp":
             stx.respond(self._response(req, 415, extra=[("Accept", ACCEPT)]), now)
@@ -796,9 +811,9 @@ class Endpoint:
                     remote_sdp=offer, media=media, invite_tx=stx,
                     remote_offer_in_ack=offer is None)
         self._calls[call_id] = call
+        # 100 at once (stops the caller's retransmissions); whether we ring (180) or
+        # turn the call away (486...) is the phone's decision: ring() / reject()
         stx.respond(self._response(req, 100), now)
-        stx.respond(self._response(req, 180, to_tag=call.local_tag, contact=True,
-                                   record_route=True), now)
         self._events.append(ev.IncomingCall(call_id, str(remote.uri), remote.display_name))
 
     def _on_cancel(self, req: Request, source: Addr, now: float) -> None:
@@ -1062,14 +1077,16 @@ class Endpoint:
 
     def _next_hop_for(self, uri: SipUri) -> Addr:
         """Our domain goes through the proxy; another IP address is called directly."""
-        if uri.host == self._domain_host and (uri.port or None) in (self._domain_port, None):
+        if (self.config.proxy is not None and uri.host == self._domain_host
+                and (uri.port or None) in (self._domain_port, None)):
             return self.config.proxy
-        if _is_ip(uri.host_bare):
-            return self._addr_for_uri(uri)
-        return self.config.proxy
+        return self._addr_for_uri(uri)
 
     def _addr_for_uri(self, uri: Uri) -> Addr:
         if not isinstance(uri, SipUri) or not _is_ip(uri.host_bare):
+            if self.config.proxy is None:
+                raise LocalProtocolError(
+                    f"no registrar to route {uri} through: dial a SIP URI with an IP address")
             return self.config.proxy
         transport = uri.param("transport")
         t = transport.lower() if transport else self.config.local.transport
@@ -1077,12 +1094,14 @@ class Endpoint:
 
     def _end(self, call: Call, reason: str, status: int | None) -> None:
         """The call is over for the person; transactions may still finish on the wire
-        (a CANCEL's 487, a BYE's 200): their callbacks hold the Call, not the table."""
+        (a CANCEL's 487, a BYE's 200): their callbacks hold the Call, not the table.
+        ``CallEnded`` carries no port: the runtime knows each call's ``local_port``."""
         if not call.live:
             return
         call.state = CallState.ENDED
         self._calls.pop(call.call_id, None)
-        self._ports.release(call.local_port)
+        # the port stays held: the runtime stops the call's media and frees the port when
+        # it sees CallEnded (a pure core never calls back into I/O)
         self._events.append(ev.CallEnded(call.call_id, reason, status))
 
     def _rtp_port(self) -> int:

@@ -1,0 +1,66 @@
+"""Builds the phone's devices from ``[hardware]``: the one place that decides which pin
+factory and which display a running phone gets (the simulator passes its own)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from ..config import PhoneConfig
+from ..phone import events as pe
+
+log = logging.getLogger("deskphone.hw")
+
+
+def on_a_pi() -> bool:
+    try:
+        return "raspberry pi" in Path("/proc/device-tree/model").read_text().lower()
+    except OSError:
+        return False
+
+
+def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]):  # type: ignore[no-untyped-def]
+    """The devices ``[hardware]`` asks for; headless (none) off a Pi unless told."""
+    from ..app import Devices
+
+    hw = cfg.hardware
+    gpio = hw.gpio
+    if gpio == "auto":
+        gpio = "lgpio" if on_a_pi() else "none"
+    display_kind = hw.display
+    if display_kind == "auto":
+        display_kind = "ssd1306" if on_a_pi() else "none"
+    closers: list[Callable[[], None]] = []
+    ringer = leds = display = None
+    if gpio != "none":
+        from .hardware import Hardware
+        from .pins import PinMap, make_pin_factory
+        from .timing import ThreadScheduler
+
+        scheduler = ThreadScheduler()
+        hardware = Hardware(PinMap(), pin_factory=make_pin_factory(gpio),
+                            scheduler=scheduler, on_event=on_event,
+                            ringer_kind=hw.ringer)
+        ringer, leds = hardware.ringer, hardware.leds
+        closers += [hardware.close, scheduler.close]
+        log.info("hardware on the %s pin factory", gpio)
+    if display_kind != "none":
+        from .display import Display, open_device
+
+        try:
+            device = open_device(display_kind, i2c_address=hw.display_address)
+        except Exception as e:  # no panel on the bus: the phone works without a screen
+            log.warning("no %s display at I2C 0x%02x: %s", display_kind, hw.display_address, e)
+        else:
+            display = Display(device)
+            closers.append(display.close)
+
+    def close() -> None:
+        for c in reversed(closers):
+            try:
+                c()
+            except Exception:
+                log.exception("closing a device failed")
+
+    return Devices(ringer=ringer, leds=leds, display=display, close=close)

@@ -1,0 +1,139 @@
+"""The consoles' view of the running phone (``console.PhoneControl`` and friends).
+
+Commands that act go through the phone controller as events, exactly as a key or the
+hook would: the console drives the same state machine a person does.
+"""
+
+from __future__ import annotations
+
+from ..console import CommandError
+from ..phone import events as pe
+from ..phone.controller import PhoneError
+from .phone import PhoneRuntime
+
+
+class RuntimeControl:
+    def __init__(self, runtime: PhoneRuntime) -> None:
+        self.rt = runtime
+
+    def _command(self, event: object) -> None:
+        try:
+            self.rt.command(event)
+        except PhoneError as e:
+            raise CommandError(str(e)) from None
+
+    # ------------------------------------------------------------- PhoneControl
+
+    def status(self) -> dict[str, object]:
+        ep = self.rt.endpoint
+        cid = self.rt.controller.call_id
+        call = None
+        if cid is not None:
+            try:
+                call = ep.call(cid).info()
+            except Exception:  # the SIP side is already done with it
+                call = None
+        return {
+            "registered": ep.registered,
+            "aor": ep.aor,
+            "registration": ep.reg.state.value,
+            "phone": self.rt.controller.state.value,
+            "call": call,
+        }
+
+    def dial(self, target: str) -> dict[str, object]:
+        self._command(pe.DialCommand(target))
+        return self._placed()
+
+    def redial(self) -> dict[str, object]:
+        self._command(pe.RedialCommand())
+        return self._placed()
+
+    def _placed(self) -> dict[str, object]:
+        placed = self.rt.last_placed
+        if isinstance(placed, pe.CallFailed):
+            raise CommandError(placed.reason)
+        if placed is None:
+            raise CommandError("no call placed")
+        return {"call_id": placed.call_id, "to": placed.uri}
+
+    def answer(self) -> dict[str, object]:
+        cid = self.rt.controller.call_id
+        self._command(pe.AnswerCommand())
+        return {"call_id": cid}
+
+    def hangup(self) -> dict[str, object]:
+        cid = self.rt.controller.call_id
+        self._command(pe.HangupCommand())
+        return {"call_id": cid}
+
+    # ------------------------------------------------------------- CallControl
+
+    def stats(self) -> dict[str, object]:
+        cid = self.rt.controller.call_id
+        session = self.rt.media.session(cid) if self.rt.media is not None else None
+        if session is None:
+            raise CommandError("no call with media")
+        return {"call_id": cid, **session.stats()}
+
+    def dtmf(self, digits: str) -> dict[str, object]:
+        before = self.rt.controller.call_id
+        self._command(pe.DtmfCommand(digits))
+        session = self.rt.media.session(before) if self.rt.media is not None else None
+        method = "rfc4733" if session is not None and self._has_events() else "info"
+        return {"call_id": before, "digits": digits.upper(), "method": method}
+
+    def _has_events(self) -> bool:
+        cid = self.rt.controller.call_id
+        if cid is None:
+            return False
+        try:
+            media = self.rt.endpoint.call(cid).media
+        except Exception:
+            return False
+        return media is not None and media.telephone_event_pt is not None
+
+    def hold(self, on: bool) -> dict[str, object]:
+        cid = self.rt.controller.call_id
+        self._command(pe.HoldCommand(on))
+        return {"call_id": cid, "hold": on}
+
+    def mute(self, on: bool) -> dict[str, object]:
+        cid = self.rt.controller.call_id
+        self._command(pe.MuteCommand(on))
+        return {"call_id": cid, "muted": on}
+
+    # ------------------------------------------------------------ the hardware
+
+    def hook(self, state: str) -> dict[str, object]:
+        events: dict[str, pe.HardwareEvent] = {"off": pe.HookOff(), "on": pe.HookOn(),
+                                               "flash": pe.HookFlash()}
+        if state not in events:
+            raise CommandError(f'hook: expected "on", "off" or "flash", got {state!r}')
+        self.rt.hardware_event(events[state])
+        return {"hook": state, "phone": self.rt.controller.state.value}
+
+    def key(self, keys: str) -> dict[str, object]:
+        names = parse_keys(keys)
+        for name in names:
+            self.rt.hardware_event(pe.KeyPressed(name))
+            self.rt.hardware_event(pe.KeyReleased(name))
+        return {"keys": names, "phone": self.rt.controller.state.value}
+
+    def screen(self) -> dict[str, object]:
+        return {"lines": self.rt.current_screen().text_lines()}
+
+    def history(self) -> dict[str, object]:
+        return {"calls": self.rt.history.as_dicts()}
+
+
+def parse_keys(text: str) -> list[str]:
+    """``1002#`` (digit keys in order) or one function key's name (``redial``)."""
+    if text in pe.FUNCTION_KEYS:
+        return [text]
+    bad = sorted({c for c in text if c not in pe.DIGIT_KEYS})
+    if bad or not text:
+        raise CommandError(
+            f"key: {text!r} is neither digits (0-9 * #) nor a function key "
+            f"({', '.join(pe.FUNCTION_KEYS)})")
+    return list(text)

@@ -1,0 +1,95 @@
+"""The phone's media plant: one sound device, RTP port pairs, a media thread per call,
+and the local tone player. Runs on the asyncio loop's thread; each call's media runs in
+its own thread (media/engine.py) and reports back through ``on_event``."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ..media.audio import AudioBackend
+from ..media.engine import MediaOptions, MediaSession, TonePlayer
+from ..media.tones import get_tone
+from ..sdp import NegotiatedMedia
+from ..transport.rtp import RtpPortPool
+
+log = logging.getLogger("deskphone.media")
+
+MediaEventSink = Callable[[str, dict[str, Any]], None]
+"""Called in the media thread with (call_id, event dict); the owner hops to its loop."""
+
+
+class MediaPlant:
+    def __init__(self, audio: AudioBackend, ports: RtpPortPool, *, tones_country: str,
+                 options: MediaOptions, on_event: MediaEventSink) -> None:
+        self.audio = audio
+        self.ports = ports
+        self._country = tones_country
+        self._options = options
+        self._on_event = on_event
+        self.sessions: dict[str, MediaSession] = {}
+        self._tone: TonePlayer | None = None
+
+    # the endpoint's PortSource: a port in SDP is a pair we hold
+    def allocate(self) -> int:
+        return self.ports.allocate()
+
+    def release(self, port: int) -> None:
+        self.ports.release(port)
+
+    def start(self, call_id: str, media: NegotiatedMedia, *, muted: bool = False) -> None:
+        """Start the call's media thread, or tell a running one of new media."""
+        session = self.sessions.get(call_id)
+        if session is not None:
+            session.update(media)
+            return
+        if not media.active:
+            return
+        try:
+            rtp_sock, rtcp_sock = self.ports.sockets(media.local_port)
+        except KeyError:
+            log.error("call %s: RTP port %d is not held", call_id, media.local_port)
+            return
+        sink = self._on_event
+
+        def on_media_event(e: dict[str, Any]) -> None:  # runs in the media thread
+            sink(call_id, e)
+
+        session = MediaSession(media, rtp_sock, self.audio, rng=random.Random(),
+                               rtcp_sock=None if media.rtcp_mux else rtcp_sock,
+                               options=self._options, on_event=on_media_event, muted=muted)
+        self.sessions[call_id] = session
+        session.start()
+
+    def stop(self, call_id: str) -> None:
+        session = self.sessions.pop(call_id, None)
+        if session is not None:
+            session.stop()
+            log.info("call %s media: %s", call_id, session.stats())
+
+    def session(self, call_id: str | None) -> MediaSession | None:
+        return self.sessions.get(call_id) if call_id is not None else None
+
+    def play_tone(self, name: str, seconds: float | None = None) -> None:
+        self.stop_tone()
+        try:
+            spec = get_tone(self._country, name)
+        except KeyError as e:
+            log.warning("no %s tone: %s", name, e)
+            return
+        self._tone = TonePlayer(self.audio, spec, seconds)
+        self._tone.start()
+
+    def stop_tone(self) -> None:
+        if self._tone is not None:
+            self._tone.stop()
+            self._tone = None
+
+    def close(self) -> None:
+        self.stop_tone()
+        for call_id in list(self.sessions):
+            self.stop(call_id)
+        self.ports.close()
+        self.audio.close()

@@ -21,30 +21,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from ..sdp import NegotiatedMedia
 from ..sip import events as sip
 from . import actions as act
 from . import events as pe
 from ._state import IN_CALL, TRANSITIONS, State
+from .dialplan import DigitMap, Match
 
 
 class PhoneError(Exception):
     """A console command that does not apply now; ``str(e)`` says why."""
-
-
-class DigitMatch(enum.Enum):
-    """What a digit map says of the digits so far (``phone.dialplan`` implements it)."""
-
-    COMPLETE = "complete"
-    COMPLETE_ON_TIMER = "complete_on_timer"
-    PARTIAL = "partial"
-    NO_MATCH = "no_match"
-
-
-class DigitMapLike(Protocol):
-    def match(self, digits: str) -> enum.Enum: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +41,7 @@ class PhoneSettings:
 
     interdigit_timeout: float = 4.0  # no digit for this long: the number is complete
     digit_map_timeout: float = 2.0  # the digit map's T: a shorter pause completes it
-    digit_map: DigitMapLike | None = None  # None: only # and the timeout complete a number
+    digit_map: DigitMap | None = None  # None: only # and the timeout complete a number
     predial_timeout: float = 30.0  # digits typed on-hook are forgotten after this
     dialtone_timeout: float = 30.0  # off-hook with nothing dialled: give up (congestion)
     ended_linger: float = 4.0  # hands-free: how long the end of a call stays on screen
@@ -330,10 +318,10 @@ class PhoneController:
 
     def _check_number(self, now: float) -> State:
         dm = self.settings.digit_map
-        result = dm.match(self._digits).name if dm is not None else "PARTIAL"
-        if result == "COMPLETE":
+        result = dm.match(self._digits) if dm is not None else Match.PARTIAL
+        if result is Match.COMPLETE:
             return self._place(self._digits, now)
-        timeout = (self.settings.digit_map_timeout if result == "COMPLETE_ON_TIMER"
+        timeout = (self.settings.digit_map_timeout if result is Match.COMPLETE_ON_TIMER
                    else self.settings.interdigit_timeout)
         self._timers["interdigit"] = now + timeout
         return State.COLLECTING
@@ -624,5 +612,5 @@ _COMMAND_NAMES: Final = {"dial": "dial", "redial": "redial", "answer": "answer",
                          "hangup": "hang up", "hold": "hold", "mute": "mute",
                          "dtmf": "send DTMF"}
 
-__all__ = ["DigitMatch", "PhoneController", "PhoneError", "PhoneSettings", "PhoneView",
+__all__ = ["PhoneController", "PhoneError", "PhoneSettings", "PhoneView",
            "Registration"]

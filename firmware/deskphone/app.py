@@ -139,6 +139,7 @@ class Phone:
         self.media: MediaPlant | None = None
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def now(self) -> float:
         """The phone's clock: monotonic seconds, ``time_scale`` times faster."""
@@ -288,6 +289,12 @@ class Phone:
         if self.runtime is not None:
             self.runtime.media_event(call_id, e)
 
+    def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Also hand every console event to ``listener`` (the simulator's event lines)."""
+        self._listeners.append(listener)
+
     def _broadcast(self, event: dict[str, Any]) -> None:
         for console in self.consoles:
             console.broadcast(event)
+        for listener in self._listeners:
+            listener(event)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError
 
 EXIT_CONFIG = 2
 
@@ -24,11 +25,27 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the phone in the foreground until SIGINT/SIGTERM",
         description="Run the phone in the foreground: register, take and make calls, "
                     "serve the console. SIGINT or SIGTERM un-registers and exits 0.")
-    run.add_argument("-c", "--config", required=True, metavar="FILE",
-                     help="the phone's TOML config file (see firmware/etc/phone.example.toml)")
+    run.add_argument("-c", "--config", metavar="FILE",
+                     help="the phone's TOML config file (see firmware/etc/phone.example.toml);"
+                          " without one: the embedded offline default")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                      help="override [log] level; debug prints every SIP message "
                           "(digest responses blanked)")
+    sim = sub.add_parser(
+        "sim", help="run a simulated phone in this terminal (no Pi needed)",
+        description="The firmware on mock GPIO pins and an emulated OLED, drawn in the "
+                    "terminal; the keyboard is the keypad and the hook. Without -c: an "
+                    "offline phone whose numbers dial --peer directly.")
+    sim.add_argument("-c", "--config", metavar="FILE", help="a TOML config (default: "
+                     "the embedded offline one)")
+    sim.add_argument("--user", default="100", help="our number (default 100)")
+    sim.add_argument("--sip-port", type=int, default=5062, help="our SIP port (5062)")
+    sim.add_argument("--console-port", type=int, default=5099, help="console port (5099)")
+    sim.add_argument("--rtp-port", type=int, default=17000, help="first RTP port (17000)")
+    sim.add_argument("--peer", default="127.0.0.1:5064",
+                     help="where dialled numbers go without a registrar (127.0.0.1:5064)")
+    sim.add_argument("--state-dir", default="", help="call history directory")
+    sim.add_argument("--log-file", metavar="FILE", help="log here (the terminal is the UI)")
     check = sub.add_parser("check-config", help="validate a config file and exit",
                            description="Validate a config file: exit 0 if good, 2 with "
                                        "every problem listed if not.")
@@ -42,16 +59,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return EXIT_CONFIG
+    from .simulator import simulator_config
+
     try:
-        cfg = load_config(args.config)
+        if args.command == "sim":
+            cfg = simulator_config(args.config, user=args.user, sip_port=args.sip_port,
+                                   console_port=args.console_port, peer=args.peer,
+                                   rtp_port=args.rtp_port, state_dir=args.state_dir)
+        else:
+            cfg = simulator_config(args.config)
     except ConfigError as e:
         print(f"deskphone: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
         print(f"{args.config}: ok")
         return 0
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if args.command == "sim":
+        logging.basicConfig(level=cfg.log.level.upper(), format=fmt,
+                            filename=args.log_file or os.devnull)
+        from .simulator import run_simulator
+
+        try:
+            asyncio.run(run_simulator(cfg))
+        except OSError as e:
+            print(f"deskphone: {e}", file=sys.stderr)
+            return 1
+        return 0
     level = (args.log_level or cfg.log.level).upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=fmt)
     from .app import Phone
 
     try:

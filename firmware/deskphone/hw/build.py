@@ -39,9 +39,9 @@ def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]
         from .timing import ThreadScheduler
 
         scheduler = ThreadScheduler()
-        hardware = Hardware(PinMap(), pin_factory=make_pin_factory(gpio),
-                            scheduler=scheduler, on_event=on_event,
-                            ringer_kind=hw.ringer)
+        hardware = Hardware(PinMap(ringer_kind=hw.ringer),
+                            pin_factory=make_pin_factory(gpio), scheduler=scheduler,
+                            on_event=on_event)
         ringer, leds = hardware.ringer, hardware.leds
         closers += [hardware.close, scheduler.close]
         log.info("hardware on the %s pin factory", gpio)

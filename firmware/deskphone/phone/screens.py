@@ -84,7 +84,7 @@ def registration_text(view: PhoneView) -> str:
     if reg is Registration.REGISTERING:
         return "Registering..."
     if reg is Registration.NONE:
-        return "No registrar: dial SIP URIs"
+        return "No registrar: direct calls"
     if reg is Registration.UNREGISTERED:
         return "Not registered"
     if view.reg_status is None:

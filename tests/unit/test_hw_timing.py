@@ -95,8 +95,13 @@ def test_thread_scheduler_runs_one_call_and_cancels_another() -> None:
         cancelled_ran = threading.Event()
         ran = threading.Event()
         order: list[str] = []
+
+        def late() -> None:
+            order.append("late")
+            ran.set()
+
         handle = s.call_later(0.02, cancelled_ran.set)
-        s.call_later(0.05, lambda: (order.append("late"), ran.set()))
+        s.call_later(0.05, late)
         s.call_later(0.0, lambda: order.append("now"))
         handle.cancel()
         assert ran.wait(2.0)

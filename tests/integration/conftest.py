@@ -191,6 +191,7 @@ def phone(
         expires: int = 3600, registered: bool = True, start: bool = True,
         time_scale: float | None = None, name: str | None = None,
         audio: AudioSettings | None = None, env: dict[str, str] | None = None,
+        hardware: Any = None,
     ) -> PhoneProcess | PhoneThread:
         label = name or f"phone-{user}-{len(started) + 1}"
         for attempt in range(3):
@@ -198,10 +199,11 @@ def phone(
                 port_allocator, user=user, password=password, domain=kamailio.domain,
                 transport=transport, expires=expires, audio=audio)
             ua: PhoneProcess | PhoneThread
-            if time_scale is not None:
+            if time_scale is not None or hardware is not None:
                 if env:
                     raise ValueError("env= needs a phone process, not time_scale=")
-                ua = PhoneThread(peers_run, settings, time_scale=time_scale, name=label)
+                ua = PhoneThread(peers_run, settings, time_scale=time_scale or 1.0,
+                                 name=label, hardware=hardware)
             else:
                 ua = PhoneProcess(peers_run, settings, name=label, env=env)
             if not start:

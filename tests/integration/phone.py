@@ -467,7 +467,8 @@ class PhoneThread(_PhoneBase):
     """
 
     def __init__(self, run_dir: Path, settings: PhoneSettings, *, time_scale: float = 1.0,
-                 name: str = "phone") -> None:
+                 name: str = "phone", hardware: Any = None) -> None:
+        self.hardware = hardware  # app.HardwareBuilder: the mocked GPIO and display
         self.run_dir = run_dir
         self.settings = settings
         self.time_scale = time_scale
@@ -501,7 +502,7 @@ class PhoneThread(_PhoneBase):
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
-            self._phone = Phone(cfg, time_scale=self.time_scale)
+            self._phone = Phone(cfg, time_scale=self.time_scale, hardware=self.hardware)
             self._started.set()
             await self._phone.run()  # until request_stop(); un-registers on the way out
 

@@ -1,0 +1,133 @@
+"""Hardware in the loop: the phone's real drivers on gpiozero's mock pins and luma's dummy
+OLED, against Kamailio and SIPp. A person's hands are ``hw.sim.PhoneSim`` driving the far
+end of the wires: the keypad matrix is scanned, the hook debounced, the ringer toggled by
+the same code as on a Pi; only the pin factory and the display device differ."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from peers import Kamailio, Sipp
+from phone import PhoneThread, sipp_callee, sipp_caller, sipp_received
+
+Factory = Callable[..., Any]
+
+
+class MockPhoneHardware:
+    """The mock board: devices for app.Phone, and the sim a test presses keys on."""
+
+    def __init__(self) -> None:
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+        from deskphone.hw.pins import PinMap
+        from deskphone.hw.sim import PhoneSim
+        from deskphone.hw.timing import ThreadScheduler
+
+        self.pinmap = PinMap()
+        self.factory = MockFactory(pin_class=MockPWMPin)
+        self.sim = PhoneSim(self.factory, self.pinmap)
+        self.scheduler = ThreadScheduler()
+        self.display: Any = None
+        self.hardware: Any = None
+
+    def build(self, on_event: Callable[[Any], None]) -> Any:
+        from luma.core.device import dummy
+
+        from deskphone.app import Devices
+        from deskphone.hw.display import Display
+        from deskphone.hw.hardware import Hardware
+
+        self.hardware = Hardware(self.pinmap, pin_factory=self.factory,
+                                 scheduler=self.scheduler, on_event=on_event)
+        self.display = Display(dummy(width=128, height=64, mode="1"))
+        return Devices(ringer=self.hardware.ringer, leds=self.hardware.leds,
+                       display=self.display, close=self.hardware.close)
+
+    def tap(self, keys: str) -> None:
+        """Press and release each key as a person types (a key's contact closed 80 ms)."""
+        for key in keys:
+            self.sim.press(key)
+            time.sleep(0.08)
+            self.sim.release(key)
+            time.sleep(0.06)  # released and debounced before the next, even the same key
+
+    def ringer_level(self) -> float:
+        return float(self.factory.pin(self.pinmap.ringer).state)
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self.sim.close()
+        self.factory.reset()
+
+
+def wait_screen(p: PhoneThread, top: str) -> list[str]:
+    """The screen's lines once its top line starts with ``top`` (screen events in order)."""
+    if p.console.command("screen")["lines"][0].startswith(top):
+        return list(p.console.command("screen")["lines"])
+    while True:
+        lines = p.console.wait_event("screen")["lines"]
+        if lines[0].startswith(top):
+            return list(lines)
+
+
+@pytest.fixture
+def board() -> Iterator[MockPhoneHardware]:
+    b = MockPhoneHardware()
+    yield b
+    b.close()
+
+
+def test_lift_type_on_the_keypad_and_hang_up(
+    kamailio: Kamailio, sipp: Sipp, phone: Factory, board: MockPhoneHardware
+) -> None:
+    p: PhoneThread = phone("1001", hardware=board.build)
+    uas = sipp_callee(sipp, "uas.xml", "-rtp_echo")
+
+    board.sim.lift()
+    assert p.console.wait_event("hook") == {"event": "hook", "state": "off"}
+    assert p.console.command("screen")["lines"][2] == "Dial a number"
+    board.tap("1002#")
+    keys = [p.console.wait_event("key")["key"] for _ in range(5)]
+    assert keys == list("1002#")  # one event per key: no bounce, no ghost, none lost
+    connected = p.console.wait_event("connected")
+    assert connected["codec"] == "PCMU"
+    sipp_received(uas, "ACK")
+    assert wait_screen(p, "In call")[1] == "1002"
+    assert board.display.screen.title == "1002"  # the OLED shows who we talk to
+
+    board.sim.hang_up()
+    assert p.console.wait_event("hook") == {"event": "hook", "state": "on"}
+    ended = p.console.wait_event("ended", call_id=connected["call_id"])
+    assert ended["reason"] == "local hangup"
+    uas.wait(10, check=True)  # the BYE reached SIPp and was answered
+    calls = p.console.command("history")["calls"]
+    assert calls[0]["kind"] == "dialled" and calls[0]["remote"] == "1002"
+
+
+def test_incoming_call_rings_the_bell_and_lifting_answers(
+    kamailio: Kamailio, sipp: Sipp, phone: Factory, board: MockPhoneHardware
+) -> None:
+    p: PhoneThread = phone("1001", hardware=board.build)
+    uac = sipp_caller(sipp, "uac-call-auth.xml", "-d", "500")
+
+    incoming = p.console.wait_event("incoming")
+    assert p.console.wait_event("ringer") == {"event": "ringer", "on": True}
+    # the ringer pin is driven at the cadence's first burst (US: 2 s on): PWM at 50 %
+    assert board.ringer_level() == 0.5
+    lines = wait_screen(p, "Incoming call")
+    assert lines[1] == "1002"  # the caller's number, big
+    assert board.display.screen.title == "1002"  # ... and the OLED drew that frame
+
+    board.sim.lift()
+    assert p.console.wait_event("ringer") == {"event": "ringer", "on": False}
+    assert board.ringer_level() == 0.0  # silent at once, not at the end of a burst
+    p.console.wait_event("connected", call_id=incoming["call_id"])
+    ended = p.console.wait_event("ended", call_id=incoming["call_id"])
+    assert ended["reason"] == "remote hangup"
+    uac.wait(15, check=True)
+    board.sim.hang_up()
+    p.console.wait_event("hook", state="on")
+    assert p.console.command("status")["phone"] == "idle"

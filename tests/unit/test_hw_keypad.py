@@ -81,14 +81,14 @@ def test_debouncer_reports_a_key_once_stable_for_the_debounce_time() -> None:
 def test_debouncer_bouncing_contact_gives_one_press() -> None:
     d = KeyDebouncer(debounce=0.02)
     out: list[HardwareEvent] = []
-    for i, t in enumerate([0.0, 0.002, 0.004, 0.007, 0.011, 0.015]):
-        out += d.update({"1"} if i % 2 == 0 else set(), t)
-    assert out == []  # bounced up at 0.002 ... down again at 0.015 (i=5 is up: redo)
-    out += d.update({"1"}, 0.016)
+    # the contact makes and breaks for 16 ms, then stays made
+    for t, down in [(0.0, True), (0.002, False), (0.004, True), (0.007, False),
+                    (0.011, True), (0.015, False), (0.016, True)]:
+        out += d.update({"1"} if down else set(), t)
     out += d.handle_timer(0.035)
     assert out == []
-    out += d.handle_timer(0.036)
-    assert out == [KeyPressed("1")]
+    assert d.get_timer() == pytest.approx(0.036)  # 20 ms after the last bounce
+    assert d.handle_timer(0.036) == [KeyPressed("1")]
 
 
 def test_debouncer_hold_fires_once_after_hold_time() -> None:

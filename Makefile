@@ -1,6 +1,9 @@
 # deskphone developer entry points (Debian 12; see tools/bootstrap.sh for what gets installed)
 #   make test     whole suite, 2 xdist workers (PYTEST_ARGS='-m "not peers"' to narrow it)
-#   make run      the firmware with CONFIG (default firmware/etc/phone.example.toml)
+#   make run      the phone: on a Pi the real one with CONFIG (default the example config);
+#                 elsewhere the simulated phone in this terminal (CONFIG optional: without one
+#                 an offline phone on the embedded default)
+#   make demo     two simulated phones side by side (tmux) that call each other: dial 200
 #   make venv | lint | bench | clean
 SHELL := /bin/bash
 REPO := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
@@ -11,11 +14,12 @@ PYTHON ?= python3
 VENV := $(REPO)/.venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
-CONFIG ?= firmware/etc/phone.example.toml
+CONFIG ?=
+ON_PI := $(shell grep -qs "Raspberry Pi" /proc/device-tree/model && echo yes)
 JOBS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap venv test run lint bench clean
+.PHONY: bootstrap venv test run demo lint bench clean
 .DEFAULT_GOAL := test
 
 bootstrap:
@@ -40,7 +44,23 @@ test: venv
 	cd $(REPO) && $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 run: venv
-	cd $(REPO) && $(VENV)/bin/deskphone run -c $(CONFIG)
+ifeq ($(ON_PI),yes)
+	cd $(REPO) && $(VENV)/bin/deskphone run -c $(or $(CONFIG),firmware/etc/phone.example.toml)
+else
+	cd $(REPO) && $(VENV)/bin/deskphone sim $(if $(CONFIG),-c $(CONFIG)) \
+	    --state-dir $(REPO)/run/sim-100 --log-file $(REPO)/run/sim-100.log
+endif
+
+# phone 100 (SIP 5062) and phone 200 (SIP 5064), each dialling the other's address
+demo: venv
+	@command -v tmux >/dev/null || { echo "make demo needs tmux (apt-get install tmux)"; exit 1; }
+	@mkdir -p $(REPO)/run
+	cd $(REPO) && tmux new-session -s deskphone-demo \
+	  "$(VENV)/bin/deskphone sim --compact --user 100 --sip-port 5062 --peer 127.0.0.1:5064 \
+	     --console-port 5099 --rtp-port 17000 --state-dir run/sim-100 --log-file run/sim-100.log" \; \
+	  split-window -h "$(VENV)/bin/deskphone sim --compact --user 200 --sip-port 5064 \
+	     --peer 127.0.0.1:5062 --console-port 5098 --rtp-port 17100 --state-dir run/sim-200 \
+	     --log-file run/sim-200.log"
 
 # ruff everywhere; mypy --strict on the pure packages (STYLE.md), plain mypy on the rest
 lint: $(VENV)/bin/ruff

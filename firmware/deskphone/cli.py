@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where dialled numbers go without a registrar (127.0.0.1:5064)")
     sim.add_argument("--state-dir", default="", help="call history directory")
     sim.add_argument("--log-file", metavar="FILE", help="log here (the terminal is the UI)")
+    sim.add_argument("--compact", action="store_true",
+                     help="draw the OLED at half size (braille dots), for two side by side")
     check = sub.add_parser("check-config", help="validate a config file and exit",
                            description="Validate a config file: exit 0 if good, 2 with "
                                        "every problem listed if not.")
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         from .simulator import run_simulator
 
         try:
-            asyncio.run(run_simulator(cfg))
+            asyncio.run(run_simulator(cfg, compact=args.compact))
         except OSError as e:
             print(f"deskphone: {e}", file=sys.stderr)
             return 1

@@ -28,8 +28,8 @@ from .config import PhoneConfig, parse_config
 from .phone import events as pe
 from .phone.screens import Screen
 
-KEY_HELP = ("0-9 * # keypad   space handset up/down   f flash   s speaker   h hold   "
-            "m mute   r redial   q quit")
+KEY_HELP = ("0-9*# keypad  space handset  f flash  s speaker  h hold  m mute  r redial  "
+            "q quit")
 FUNCTION_KEYS = {"s": "speaker", "h": "hold", "m": "mute", "r": "redial"}
 PRESS_SECONDS = 0.12  # how long a tapped key stays closed (a terminal sends no key-up)
 FLASH_SECONDS = 0.3
@@ -115,8 +115,9 @@ class SimHardware:
 class Terminal:
     """Draws the phone and reads keys; raw mode only when stdin is a terminal."""
 
-    def __init__(self, phone: Phone, hw: SimHardware, out: TextIO = sys.stdout) -> None:
-        self.phone, self.hw, self.out = phone, hw, out
+    def __init__(self, phone: Phone, hw: SimHardware, out: TextIO = sys.stdout, *,
+                 compact: bool = False) -> None:
+        self.phone, self.hw, self.out, self.compact = phone, hw, out, compact
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = False
         self._saved: Any = None
@@ -138,12 +139,13 @@ class Terminal:
         self.changed()
 
     def draw(self) -> None:
-        from .hw.termframe import half_block_lines
+        from .hw.termframe import braille_lines, half_block_lines
 
         self._dirty = False
         hw = self.hw
         frame = hw.display.frame if hw.display is not None else None
-        lines = half_block_lines(frame, border=True) if frame is not None else []
+        draw = braille_lines if self.compact else half_block_lines
+        lines = draw(frame, border=True) if frame is not None else []
         rt = self.phone.runtime
         screen = rt.screen.text_lines() if rt is not None and rt.screen is not None else []
         sim = hw.sim
@@ -202,7 +204,7 @@ class Terminal:
             self.phone.request_stop()
 
 
-async def run_simulator(cfg: PhoneConfig) -> None:
+async def run_simulator(cfg: PhoneConfig, *, compact: bool = False) -> None:
     terminal: Terminal | None = None
 
     def on_change() -> None:
@@ -211,7 +213,7 @@ async def run_simulator(cfg: PhoneConfig) -> None:
 
     hw = SimHardware(on_change)
     phone = Phone(cfg, hardware=hw.build)
-    terminal = Terminal(phone, hw)
+    terminal = Terminal(phone, hw, compact=compact)
     phone.add_listener(terminal.note)
     try:
         start = asyncio.ensure_future(phone.run())

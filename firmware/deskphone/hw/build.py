@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from ..config import PhoneConfig
 from ..phone import events as pe
+from .pins import is_raspberry_pi as on_a_pi
 
 log = logging.getLogger("deskphone.hw")
-
-
-def on_a_pi() -> bool:
-    try:
-        return "raspberry pi" in Path("/proc/device-tree/model").read_text().lower()
-    except OSError:
-        return False
 
 
 def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]):  # type: ignore[no-untyped-def]

@@ -208,7 +208,10 @@ def test_sipp_pcap_with_loss_and_jitter(
 
     speaker = tmp_path / "speaker.wav"
     p: PhoneProcess = phone("1001", audio=AudioSettings("file", output=speaker))
-    uac = sipp_caller(sipp, str(scenario_path), "-d", "3000")
+    # the capture lasts 3 s; 1.5 s of silence after it leaves the stats polled below
+    # time to see packet 80 on a loaded machine before the BYE ends the call (a CI run
+    # beside a CPU-bound benchmark once missed a 0.5 s window)
+    uac = sipp_caller(sipp, str(scenario_path), "-d", "4500")
     incoming = p.console.wait_event("incoming")
     p.console.command("answer")
     p.console.wait_event("connected", call_id=incoming["call_id"])

@@ -16,13 +16,13 @@ from deskphone import __version__
 from deskphone.config import (
     REQUIRED,
     SCHEMA,
-    HardwareConfig,
-    PhoneBehaviour,
     AccountConfig,
     AudioConfig,
     ConfigError,
     ConsoleConfig,
+    HardwareConfig,
     LogConfig,
+    PhoneBehaviour,
     PhoneConfig,
     Problem,
     SipConfig,
@@ -129,7 +129,9 @@ def test_dataclasses_mirror_the_schema() -> None:
             elif key.default is REQUIRED:
                 assert f.default is dataclasses.MISSING, key.name
             else:
-                assert f.default == key.default, key.name
+                default = (f.default_factory() if f.default is dataclasses.MISSING  # type: ignore[misc]
+                           else f.default)
+                assert default == key.default, key.name
 
 
 def test_all_keys_set() -> None:
@@ -515,3 +517,34 @@ def test_the_schemas_tone_countries_are_those_media_tables() -> None:
     assert {c for c in TONE_COUNTRIES if c != "gb"} == {c.lower() for c in countries()}
     for country in TONE_COUNTRIES:
         get_tone(country, "dial")  # each one the config lets through plays
+
+
+def test_hardware_defaults_are_the_pin_maps() -> None:
+    """[hardware]'s pin defaults and hw.pins.PinMap's are the same plan A board."""
+    from deskphone.hw.pins import PinMap
+
+    assert PinMap.from_overrides(HardwareConfig().pin_overrides()) == PinMap()
+
+
+def test_a_pin_used_twice_names_the_key() -> None:
+    text = ACCOUNT + "[hardware]\nhook = 9\n"
+    assert errors(text) == ["phone.toml: hardware.keypad_rows: pin 9 is used by both "
+                            "keypad_rows[0] and hook"]
+
+
+def test_pin_overrides_reach_the_pin_map() -> None:
+    from deskphone.hw.pins import PinMap
+
+    cfg = parse_config(ACCOUNT + "[hardware]\nkeypad_rows = [5, 6, 13, 17]\n"
+                       "function_keys = { redial = 9, hold = 10 }\nleds = { line = 22 }\n")
+    pins = PinMap.from_overrides(cfg.hardware.pin_overrides())
+    assert pins.keypad_rows == (5, 6, 13, 17)
+    assert dict(pins.function_keys) == {"redial": 9, "hold": 10}
+    assert dict(pins.leds) == {"line": 22}
+
+
+def test_a_bad_pin_list_names_the_key() -> None:
+    assert errors(ACCOUNT + "[hardware]\nkeypad_cols = [24, 25]\n") == [
+        "phone.toml: hardware.keypad_cols: expected 3 pins, got 2"]
+    assert errors(ACCOUNT + "[hardware]\nkeypad_cols = 24\n") == [
+        "phone.toml: hardware.keypad_cols: expected an array, got 24"]

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from deskphone import __version__
@@ -299,6 +300,30 @@ def _check_digit_map(text: str) -> None:
         DigitMap.parse(text)
 
 
+PIN_KEYS: Final = ("oled_i2c_address", "oled_i2c_bus", "ringer_kind", "keypad_rows",
+                   "keypad_cols", "hook", "hook_active_when_offhook", "function_keys",
+                   "ringer", "relay", "relay_active_low", "leds")
+"""The [hardware] keys that make the pin map (hw.pins.PinMap takes them by name)."""
+
+
+def _check_pin_map(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if any(k not in values for k in PIN_KEYS):
+        return  # a bad value: already reported
+    from deskphone.hw.pins import PinMap  # pure: no gpiozero at import
+
+    try:
+        PinMap.from_overrides({k: values[k] for k in PIN_KEYS})
+    except ValueError as exc:
+        # PinMap says "keypad_rows[2]: ..." or "pin 9 is used by both ... and ..."
+        where, sep, message = str(exc).partition(": ")
+        base = where.split("[")[0].split(".")[0]
+        if sep and base in PIN_KEYS:
+            yield base, (f"{where[len(base):].lstrip('.')}: " if where != base else "") + \
+                message
+        else:
+            yield "keypad_rows" if "keypad" in str(exc) else "hook", str(exc)
+
+
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 SCHEMA: Final[tuple[Section, ...]] = (
@@ -422,11 +447,29 @@ SCHEMA: Final[tuple[Section, ...]] = (
             Key("display", str, "The OLED: ssd1306 or sh1106 on I2C, none, or auto (ssd1306 "
                 "on a Pi, else none).", default="auto",
                 choices=("auto", "ssd1306", "sh1106", "none")),
-            Key("display_address", int, "The OLED's I2C address (0x3C is 60).", default=60,
+            Key("oled_i2c_address", int, "The OLED's I2C address (0x3C is 60).", default=60,
                 bounds=(3, 119)),
-            Key("ringer", str, "The ringer: a PWM buzzer or a relay driving a bell.",
+            Key("oled_i2c_bus", int, "The OLED's I2C bus (1: GPIO 2/3).", default=1,
+                bounds=(0, 22)),
+            Key("ringer_kind", str, "The ringer: a PWM buzzer or a relay driving a bell.",
                 default="pwm", choices=("pwm", "relay")),
+            # the pin map (BCM numbers); hw/pins.py's PinMap is the source of these defaults
+            Key("keypad_rows", list, "Keypad row pins, driven (4).", default=(9, 10, 11, 16)),
+            Key("keypad_cols", list, "Keypad column pins, read (3).", default=(24, 25, 26)),
+            Key("hook", int, "Hook switch pin (to GND).", default=4),
+            Key("hook_active_when_offhook", bool, "The switch closes when the handset is "
+                "lifted (false: when it rests).", default=True),
+            Key("function_keys", dict, "Function keys: name = pin (redial, hold, mute, "
+                "speaker, transfer, vol_up, vol_down, messages).",
+                default=MappingProxyType({"redial": 5, "hold": 6, "mute": 7, "speaker": 8})),
+            Key("ringer", int, "Ringer PWM pin.", default=12),
+            Key("relay", int, "Bell relay pin.", default=17),
+            Key("relay_active_low", bool, "The relay board switches on a low pin.",
+                default=False),
+            Key("leds", dict, "Lamps: name = pin (line, mwi, in_use).",
+                default=MappingProxyType({"line": 22, "mwi": 23, "in_use": 27})),
         ),
+        check=_check_pin_map,
     ),
     Section(
         "audio",
@@ -460,7 +503,8 @@ SCHEMA: Final[tuple[Section, ...]] = (
 # Validation
 
 
-_TYPE_NAMES: Final[Mapping[type, str]] = {str: "a string", int: "an integer", bool: "a boolean"}
+_TYPE_NAMES: Final[Mapping[type, str]] = {str: "a string", int: "an integer", bool: "a boolean",
+                                          list: "an array", dict: "a table"}
 
 
 def _describe(value: object) -> str:
@@ -657,12 +701,38 @@ class PhoneBehaviour:
     digit_map_timeout: int = 2
 
 
+def _pins(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
+
+
 @dataclass(frozen=True, slots=True)
 class HardwareConfig:
     gpio: str = "auto"
     display: str = "auto"
-    display_address: int = 60
-    ringer: str = "pwm"
+    oled_i2c_address: int = 60
+    oled_i2c_bus: int = 1
+    ringer_kind: str = "pwm"
+    keypad_rows: tuple[int, ...] = (9, 10, 11, 16)
+    keypad_cols: tuple[int, ...] = (24, 25, 26)
+    hook: int = 4
+    hook_active_when_offhook: bool = True
+    function_keys: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(
+        {"redial": 5, "hold": 6, "mute": 7, "speaker": 8}))
+    ringer: int = 12
+    relay: int = 17
+    relay_active_low: bool = False
+    leds: Mapping[str, int] = field(default_factory=lambda: MappingProxyType(
+        {"line": 22, "mwi": 23, "in_use": 27}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keypad_rows", _pins(self.keypad_rows))
+        object.__setattr__(self, "keypad_cols", _pins(self.keypad_cols))
+        object.__setattr__(self, "function_keys", MappingProxyType(dict(self.function_keys)))
+        object.__setattr__(self, "leds", MappingProxyType(dict(self.leds)))
+
+    def pin_overrides(self) -> dict[str, object]:
+        """The pin map's settings, for ``hw.pins.PinMap.from_overrides``."""
+        return {k: getattr(self, k) for k in PIN_KEYS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]
         from .timing import ThreadScheduler
 
         scheduler = ThreadScheduler()
-        hardware = Hardware(PinMap(ringer_kind=hw.ringer),
+        hardware = Hardware(PinMap.from_overrides(hw.pin_overrides()),
                             pin_factory=make_pin_factory(gpio), scheduler=scheduler,
                             on_event=on_event)
         ringer, leds = hardware.ringer, hardware.leds
@@ -42,9 +42,11 @@ def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]
         from .display import Display, open_device
 
         try:
-            device = open_device(display_kind, i2c_address=hw.display_address)
+            device = open_device(display_kind, i2c_port=hw.oled_i2c_bus,
+                                 i2c_address=hw.oled_i2c_address)
         except Exception as e:  # no panel on the bus: the phone works without a screen
-            log.warning("no %s display at I2C 0x%02x: %s", display_kind, hw.display_address, e)
+            log.warning("no %s display at I2C 0x%02x: %s", display_kind, hw.oled_i2c_address,
+                        e)
         else:
             display = Display(device)
             closers.append(display.close)

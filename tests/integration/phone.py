@@ -243,6 +243,7 @@ class PhoneSettings:
     rtp_port: int  # rtp_port_min; RTP ports rtp_port .. rtp_port + 3
     expires: int = 3600
     audio: AudioSettings = field(default_factory=AudioSettings)
+    console_serial: str = ""  # [console] serial: a pty's path, say
 
     def toml(self, state_dir: Path | None = None) -> str:
         """``state_dir``: the phone's call history, inside the test's run directory."""
@@ -262,6 +263,7 @@ class PhoneSettings:
             f"rtp_port_max = {self.rtp_port + 2}\n"
             "\n[console]\n"
             f'listen = "tcp:{HOST}:{self.console_port}"\n'
+            + (f"serial = {_toml_str(self.console_serial)}\n" if self.console_serial else "")
             + phone
             + "\n" + self.audio.toml()
             + "\n[log]\n"

@@ -5,13 +5,17 @@ the same code as on a Pi; only the pin factory and the display device differ."""
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import Kamailio, Sipp
-from phone import PhoneThread, sipp_callee, sipp_caller, sipp_received
+from peers import Kamailio, PortAllocator, Sipp
+from phone import PhoneSettings, PhoneThread, sipp_callee, sipp_caller, sipp_received
 
 Factory = Callable[..., Any]
 
@@ -131,3 +135,120 @@ def test_incoming_call_rings_the_bell_and_lifting_answers(
     board.sim.hang_up()
     p.console.wait_event("hook", state="on")
     assert p.console.command("status")["phone"] == "idle"
+
+
+def test_hook_flash_is_not_a_hang_up_and_a_long_down_is(
+    kamailio: Kamailio, phone: Factory, board: MockPhoneHardware
+) -> None:
+    p: PhoneThread = phone("1001", hardware=board.build)
+    board.sim.lift()
+    p.console.wait_event("hook", state="off")
+    board.tap("12")
+    assert wait_screen(p, "1001@")[1] == "12"
+    board.sim.hang_up()  # a flash: down for 300 ms (100-600 ms)
+    time.sleep(0.3)
+    board.sim.lift()
+    p.console.wait_event("hook", state="flash")
+    assert p.console.command("screen")["lines"][2] == "Dial a number"  # digits cleared
+    assert not [e for e in p.console.events if e["event"] == "hook" and e["state"] == "on"]
+    board.sim.hang_up()  # and down for good: on-hook once 600 ms have passed
+    p.console.wait_event("hook", state="on")
+    assert p.console.command("status")["phone"] == "idle"
+
+
+def test_a_bouncing_key_is_one_digit_and_a_held_key_is_a_long_press(
+    kamailio: Kamailio, phone: Factory, board: MockPhoneHardware
+) -> None:
+    p: PhoneThread = phone("1001", hardware=board.build)
+    board.sim.lift()
+    p.console.wait_event("hook", state="off")
+    for _ in range(5):  # a worn contact chattering for well under the 20 ms debounce
+        board.sim.press("7")
+        board.sim.release("7")
+    board.sim.press("7")
+    time.sleep(0.1)
+    board.sim.release("7")
+    assert p.console.wait_event("key") == {"event": "key", "key": "7", "action": "pressed"}
+    board.sim.press("5")
+    time.sleep(1.3)  # past the 1 s long-press time
+    board.sim.release("5")
+    assert p.console.wait_event("key") == {"event": "key", "key": "5", "action": "pressed"}
+    assert p.console.wait_event("key") == {"event": "key", "key": "5", "action": "held"}
+    time.sleep(0.1)
+    assert [e["key"] for e in p.console.events if e["event"] == "key"] == ["7", "5", "5"]
+    assert wait_screen(p, "1001@")[1] == "75"
+
+
+def test_serial_console_on_a_pty(
+    kamailio: Kamailio, peers_run: Path, port_allocator: PortAllocator
+) -> None:
+    """[console] serial on a pseudo-terminal: a person at minicom (CR line ends)."""
+    master, slave = os.openpty()
+    settings = PhoneSettings.allocate(port_allocator, user="1001", password=None,
+                                      domain=kamailio.domain)
+    settings.console_serial = os.ttyname(slave)
+    board = MockPhoneHardware()
+    p = PhoneThread(peers_run, settings, name="serial-phone", hardware=board.build)
+    try:
+        p.start()
+        p.wait_registered()
+        os.write(master, b"hook off\r")
+        line = read_json_line(master, "ok")
+        assert line == {"ok": True, "hook": "off", "phone": "dialtone"}
+        os.write(master, b"screen\r")
+        assert read_json_line(master, "ok")["lines"][2] == "Dial a number"
+    finally:
+        assert p.stop() == 0
+        board.close()
+        os.close(master)
+        os.close(slave)
+
+
+def read_json_line(fd: int, key: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next JSON line from ``fd`` that has ``key`` (events in between are skipped)."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            buf += os.read(fd, 4096)
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            text = line.strip(b"\r").decode()
+            if text:
+                msg = json.loads(text)
+                if key in msg:
+                    return dict(msg)
+    raise AssertionError(f"no line with {key!r} in {timeout} s; left: {buf!r}")
+
+
+def test_no_registrar_answering_is_on_the_screen(
+    peers_run: Path, port_allocator: PortAllocator
+) -> None:
+    """The example config's registrar is not there: the screen says so, it is not silent."""
+    silent = port_allocator.take()  # nothing listens there
+    settings = PhoneSettings.allocate(port_allocator, user="1001", password=None,
+                                      domain=f"127.0.0.1:{silent}")
+    board = MockPhoneHardware()
+    # the phone's clock 16x: Timer F's 32 s of REGISTER retransmissions take 2 s
+    p = PhoneThread(peers_run, settings, name="lonely-phone", time_scale=16.0,
+                    hardware=board.build)
+    try:
+        p.start()
+        assert p.console.command("screen")["lines"][2] == "Registering..."
+        lines = wait_screen_line(p, "No response from registrar", timeout=15)
+        assert "!" in lines[0]  # the top bar's warning flag
+        assert board.hardware.leds.mode("line") == "blink_fast"
+    finally:
+        assert p.stop() == 0
+        board.close()
+
+
+def wait_screen_line(p: PhoneThread, text: str, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = list(p.console.command("screen")["lines"])
+        if text in lines:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never on the screen: {lines}")

@@ -401,3 +401,67 @@ def test_a_2xx_without_sdp_from_another_fork_is_not_the_early_medias_answer() ->
     assert not p.a.of(ev.CallConnected)
     (ended,) = p.a.of(ev.CallEnded)
     assert ended.reason == "media negotiation failed"
+
+
+# ------------------------------------------------ the core reports, the phone decides
+
+
+def test_an_incoming_call_gets_100_only_until_the_phone_rings_it() -> None:
+    p = EndpointPair()
+    p.phone_policy = False  # no phone layer: nothing decides for the core
+    call_id = p.call_b()
+    assert [m.status for m in p.a.received if isinstance(m, Response)] == [100]
+    assert p.a.of(ev.CallRinging) == []
+    p.b.ep.ring(p.now, call_id)
+    p.pump()
+    assert p.a.of(ev.CallRinging) == [ev.CallRinging(call_id, 180)]
+    ringing = [m for m in p.a.received if isinstance(m, Response) and m.status == 180][0]
+    assert ringing.to.tag == p.b.ep.call(call_id).local_tag  # the dialog's tag, early
+
+
+def test_the_phone_turns_a_call_away_with_its_own_code() -> None:
+    p = EndpointPair()
+    p.phone_policy = False
+    call_id = p.call_b()
+    p.b.ep.reject(p.now, 603, call_id)
+    p.pump()
+    assert p.b.of(ev.CallEnded) == [ev.CallEnded(call_id, "rejected", 603)]
+    assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "declined", 603)]
+    with pytest.raises(LocalProtocolError, match="no call"):
+        p.b.ep.ring(p.now, call_id)
+
+
+def test_reject_takes_only_a_final_failure_code() -> None:
+    p = EndpointPair()
+    p.phone_policy = False
+    call_id = p.call_b()
+    with pytest.raises(LocalProtocolError, match="not a rejection code: 200"):
+        p.b.ep.reject(p.now, 200, call_id)
+    p.b.ep.answer(p.now, call_id)
+    p.pump()
+    with pytest.raises(LocalProtocolError, match="not ringing"):
+        p.b.ep.ring(p.now, call_id)
+
+
+class RecordingPorts:
+    def __init__(self) -> None:
+        self.next, self.released = 20000, []  # type: ignore[var-annotated]
+
+    def allocate(self) -> int:
+        self.next += 2
+        return self.next
+
+    def release(self, port: int) -> None:
+        self.released.append(port)
+
+
+def test_the_core_does_not_free_a_call_s_port_inside_receive() -> None:
+    """Freeing a port stops the call's media thread (a join): the runtime does it when it
+    sees CallEnded, never the pure core from inside receive()."""
+    p = EndpointPair()
+    ports = RecordingPorts()
+    p.b.ep._ports = ports  # noqa: SLF001 - the PortSource the app would have injected
+    p.connect()
+    p.a.ep.hangup(p.now)
+    p.pump()  # B's receive() takes the BYE and ends the call
+    assert p.b.of(ev.CallEnded) and ports.released == []

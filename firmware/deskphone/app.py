@@ -208,7 +208,7 @@ class Phone:
             time_scale=self._time_scale, media=self.media, ringer=dev.ringer,
             ring_cadence=get_tone(a.tones, "ringback").cadence, leds=dev.leds,
             display=dev.display, history=history, broadcast=self._broadcast,
-            address=local_host)
+            address=local_host, ringtone=a.ringtone)
         # the consoles listen before the first REGISTER goes out (a client that
         # connects at start-up sees the ``registered`` event)
         commands = ConsoleCommands(RuntimeControl(self.runtime),

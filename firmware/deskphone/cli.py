@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--peer", default="127.0.0.1:5064",
                      help="where dialled numbers go without a registrar (127.0.0.1:5064)")
     sim.add_argument("--state-dir", default="", help="call history directory")
+    sim.add_argument("--audio", choices=("auto", "null"), default="auto",
+                     help="auto: the default ALSA device if one opens, else silence")
     sim.add_argument("--log-file", metavar="FILE", help="log here (the terminal is the UI)")
     sim.add_argument("--compact", action="store_true",
                      help="draw the OLED at half size (braille dots), for two side by side")
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sim":
             cfg = simulator_config(args.config, user=args.user, sip_port=args.sip_port,
                                    console_port=args.console_port, peer=args.peer,
-                                   rtp_port=args.rtp_port, state_dir=args.state_dir)
+                                   rtp_port=args.rtp_port, state_dir=args.state_dir,
+                                   audio=args.audio)
         else:
             cfg = simulator_config(args.config)
     except ConfigError as e:

@@ -35,11 +35,33 @@ PRESS_SECONDS = 0.12  # how long a tapped key stays closed (a terminal sends no 
 FLASH_SECONDS = 0.3
 
 
+def sound_device() -> str | None:
+    """ALSA's default device if one opens (a desktop's PulseAudio or PipeWire), else None."""
+    saved = os.dup(2)  # alsa-lib prints its reasons to stderr, over the terminal UI
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        import alsaaudio  # the [alsa] extra; absent: no sound
+
+        pcm = alsaaudio.PCM(alsaaudio.PCM_PLAYBACK, device="default")
+        pcm.close()
+    except Exception:
+        return None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return "default"
+
+
 def default_config(*, user: str = "100", sip_port: int = 5062, console_port: int = 5099,
                    peer: str = "127.0.0.1:5064", rtp_port: int = 17000,
-                   state_dir: str = "") -> str:
-    """The embedded default: no registrar (offline), numbers dialled go to ``peer``."""
+                   state_dir: str = "", audio: str = "auto") -> str:
+    """The embedded default: no registrar (offline), numbers dialled go to ``peer``; sound
+    through the default ALSA device when there is one (``audio="auto"``), else silence."""
     state = f'state_dir = "{state_dir}"\n' if state_dir else ""
+    device = sound_device() if audio == "auto" else None
+    sound = ('backend = "alsa"\ndevice = "default"\nringtone = true\n' if device
+             else 'backend = "null"\n')
     return (
         "[account]\n"
         f'user = "{user}"\npassword = ""\n'
@@ -51,8 +73,7 @@ def default_config(*, user: str = "100", sip_port: int = 5062, console_port: int
         "[console]\n"
         f'listen = "tcp:127.0.0.1:{console_port}"\n'
         "[phone]\n" + state +
-        "[audio]\n"
-        'backend = "null"\n'
+        "[audio]\n" + sound
     )
 
 

@@ -90,7 +90,8 @@ def sims(tmp_path: Path, free_port: Callable[..., int]) -> Iterator[
         rtp = free_port(10, tcp=False, even=True)
         sim = SimTerminal(["--user", user, "--sip-port", str(port), "--peer",
                            f"127.0.0.1:{peer_port}", "--console-port", str(free_port()),
-                           "--rtp-port", str(rtp), "--state-dir", str(tmp_path / user)],
+                           "--rtp-port", str(rtp), "--state-dir", str(tmp_path / user),
+                           "--audio", "null"],
                           tmp_path / f"sim-{user}.log")
         started.append(sim)
         return sim

@@ -489,6 +489,8 @@ SCHEMA: Final[tuple[Section, ...]] = (
             Key("playback_device", str, "ALSA playback device, if not device.", default=""),
             Key("tones", str, "Country whose call-progress tones to play.", default="us",
                 check=_check_tone_country),
+            Key("ringtone", bool, "Also ring through the sound device (the country's ring "
+                "cadence), for a build without a bell or buzzer.", default=False),
         ),
     ),
     Section(
@@ -744,6 +746,7 @@ class AudioConfig:
     capture_device: str = ""
     playback_device: str = ""
     tones: str = "us"
+    ringtone: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,13 @@ from typing import Any
 
 from ..media.audio import AudioBackend
 from ..media.engine import MediaOptions, MediaSession, TonePlayer
-from ..media.tones import get_tone
+from ..media.tones import ToneSpec, get_tone
 from ..sdp import NegotiatedMedia
 from ..transport.rtp import RtpPortPool
 
 log = logging.getLogger("deskphone.media")
+
+RINGTONE_HZ = (1000.0, 1250.0)  # a ringtone, not a network tone: no country sets it
 
 MediaEventSink = Callable[[str, dict[str, Any]], None]
 """Called in the media thread with (call_id, event dict); the owner hops to its loop."""
@@ -80,6 +82,12 @@ class MediaPlant:
             log.warning("no %s tone: %s", name, e)
             return
         self._tone = TonePlayer(self.audio, spec, seconds)
+        self._tone.start()
+
+    def play_ringtone(self, cadence: tuple[tuple[int, int], ...]) -> None:
+        """The ringer through the sound device: a two-tone chirp at the ring cadence."""
+        self.stop_tone()
+        self._tone = TonePlayer(self.audio, ToneSpec(RINGTONE_HZ, -10.0, cadence))
         self._tone.start()
 
     def stop_tone(self) -> None:

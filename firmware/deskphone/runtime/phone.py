@@ -64,7 +64,7 @@ class PhoneRuntime:
                  history: CallHistory | None = None,
                  broadcast: Callable[[dict[str, Any]], None] = lambda e: None,
                  wallclock: Callable[[], datetime.datetime] = datetime.datetime.now,
-                 address: str = "") -> None:
+                 address: str = "", ringtone: bool = False) -> None:
         self.endpoint = endpoint
         self.controller = controller
         self.media = media
@@ -75,6 +75,7 @@ class PhoneRuntime:
         self.history = history or CallHistory(None)
         self.broadcast = broadcast
         self.address = address
+        self.ringtone = ringtone  # also ring through the sound device
         self._send = send
         self._clock = clock
         self._scale = time_scale
@@ -325,6 +326,11 @@ class PhoneRuntime:
                 self.ringer.ring(self.ring_cadence)
             else:
                 self.ringer.stop()
+        if self.ringtone and self.media is not None:
+            if on:
+                self.media.play_ringtone(tuple(self.ring_cadence))
+            else:
+                self.media.stop_tone()
         self.broadcast({"event": "ringer", "on": on})
 
     def _send_dtmf(self, a: act.SendDtmf) -> None:

@@ -66,7 +66,7 @@ demo: venv
 lint: $(VENV)/bin/ruff
 	cd $(REPO) && $(VENV)/bin/ruff check firmware tests bench
 	cd $(REPO) && $(VENV)/bin/mypy --strict -p deskphone.sip -p deskphone.sdp \
-	    -p deskphone.config -p deskphone.console
+	    -p deskphone.config -p deskphone.console -p deskphone.phone
 	cd $(REPO) && $(VENV)/bin/mypy -p deskphone
 
 bench: venv $(VENV)/.stamp-bench

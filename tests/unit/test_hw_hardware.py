@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from gpiozero import LED
 from gpiozero.exc import GPIOPinInUse
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from deskphone.hw.hardware import Hardware, HardwareTiming
 from deskphone.hw.pins import PinMap
@@ -16,18 +14,6 @@ from deskphone.hw.timing import ManualScheduler
 from deskphone.phone.events import HardwareEvent, HookOff, HookOn, KeyPressed, KeyReleased
 
 Log = list[tuple[float, HardwareEvent]]
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-
-
-@pytest.fixture
-def sched() -> ManualScheduler:
-    return ManualScheduler()
 
 
 def test_a_call_from_the_hands_side(factory: MockFactory, sched: ManualScheduler) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from deskphone.hw.hook import HookDetector, HookState, HookSwitch
 from deskphone.hw.pins import PinMap
@@ -92,18 +90,6 @@ def test_detector_rejects_a_bad_window() -> None:
 
 
 # ------------------------------------------------------------- HookSwitch on mock pins
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-
-
-@pytest.fixture
-def sched() -> ManualScheduler:
-    return ManualScheduler()
 
 
 def make(factory: MockFactory, sched: ManualScheduler, log: Log,

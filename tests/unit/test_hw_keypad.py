@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from deskphone.hw.keypad import (
     FunctionKeys,
@@ -27,18 +27,6 @@ PINS = PinMap()
 ROWS, COLS = PINS.keypad_rows, PINS.keypad_cols
 
 Log = list[tuple[float, HardwareEvent]]
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-
-
-@pytest.fixture
-def sched() -> ManualScheduler:
-    return ManualScheduler()
 
 
 @pytest.fixture

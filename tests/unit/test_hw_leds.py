@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from deskphone.hw.leds import Leds
 from deskphone.hw.pins import PinMap
@@ -13,18 +13,6 @@ from deskphone.hw.sim import PinRecorder
 from deskphone.hw.timing import ManualScheduler
 
 PINS = PinMap().leds
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-
-
-@pytest.fixture
-def sched() -> ManualScheduler:
-    return ManualScheduler()
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from deskphone.hw.ringer import Ringer, check_cadence
 from deskphone.hw.sim import PinRecorder
@@ -14,18 +12,6 @@ from deskphone.hw.timing import ManualScheduler
 PWM_PIN, RELAY_PIN = 12, 17
 US = ((2000, 4000),)
 UK = ((400, 200), (400, 2000))
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-
-
-@pytest.fixture
-def sched() -> ManualScheduler:
-    return ManualScheduler()
 
 
 def test_us_cadence(factory: MockFactory, sched: ManualScheduler) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
@@ -13,13 +11,6 @@ from deskphone.hw.sim import PhoneSim, PinRecorder, observe_pin
 
 PINS = PinMap()
 ROWS, COLS = PINS.keypad_rows, PINS.keypad_cols
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
 
 
 def test_sim_never_touches_pins_no_device_has_claimed(factory: MockFactory) -> None:

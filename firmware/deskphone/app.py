@@ -49,6 +49,8 @@ from .transport.sip import SipTransport, local_address_towards
 
 log = logging.getLogger("deskphone")
 
+RESOLVE_RETRY = 10.0  # seconds between attempts to resolve a registrar that did not resolve
+
 
 def resolve(host: str, port: int, transport: str) -> str:
     """The registrar's address, resolved once at start (no SRV/NAPTR yet)."""
@@ -140,6 +142,7 @@ class Phone:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._resolver: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         """The phone's clock: monotonic seconds, ``time_scale`` times faster."""
@@ -160,11 +163,16 @@ class Phone:
         loop = self._loop = asyncio.get_running_loop()
         transport = acc.transport
         proxy: Addr | None = None
+        unresolved: str | None = None
         if acc.registrar:
             registrar = SipUri.parse(acc.registrar)
             reg_port = registrar.port or 5060
-            proxy = Addr(transport, resolve(registrar.host_bare, reg_port, transport),
-                         reg_port)
+            try:
+                proxy = Addr(transport, resolve(registrar.host_bare, reg_port, transport),
+                             reg_port)
+            except OSError as e:  # booted before the network (or DNS) came up: retry
+                unresolved = (f"no network: cannot resolve {registrar.host_bare} "
+                              f"({e.strerror or e})")
         listen_host, listen_port = cfg.sip.listen_host, cfg.sip.listen_port
         self.transport = SipTransport(listen_host, listen_port, self._on_datagram,
                                       self._on_transport_error)
@@ -188,7 +196,7 @@ class Phone:
                             self._rng, self.now(), ports=self.media)
         history = CallHistory(state_dir(cfg) / "history.json")
         controller = PhoneController(phone_settings(cfg), aor=endpoint.aor,
-                                     registrar=proxy is not None,
+                                     registrar=bool(acc.registrar),
                                      last_dialled=history.last_dialled(),
                                      missed=history.missed_since_last_answer())
 
@@ -227,8 +235,36 @@ class Phone:
             self.consoles.append(serial)
             log.info("console on serial %s", cfg.console.serial)
         log.info("SIP on %s %s:%d as %s, registrar %s", transport, local_host,
-                 self.transport.port, endpoint.aor, proxy or "none")
+                 self.transport.port, endpoint.aor, proxy or unresolved or "none")
         self.runtime.start()
+        if unresolved is not None:
+            log.warning("%s; retrying every %.0f s", unresolved, RESOLVE_RETRY)
+            self.runtime.registration_unavailable(unresolved, RESOLVE_RETRY)
+            self._resolver = loop.create_task(self._resolve_later())
+
+    async def _resolve_later(self) -> None:
+        """Resolve the registrar until it works, then register (the screen says No network
+        meanwhile): a phone that boots before DHCP or DNS is ready must not stay dead."""
+        acc = self.cfg.account
+        registrar = SipUri.parse(acc.registrar)
+        port = registrar.port or 5060
+        kind = socket.SOCK_DGRAM if acc.transport == "udp" else socket.SOCK_STREAM
+        loop = asyncio.get_running_loop()
+        while self.runtime is not None:
+            await asyncio.sleep(RESOLVE_RETRY / self._time_scale)
+            try:
+                infos = await loop.getaddrinfo(registrar.host_bare.strip("[]"), port,
+                                               type=kind)
+            except OSError as e:
+                self.runtime.registration_unavailable(
+                    f"no network: cannot resolve {registrar.host_bare} ({e.strerror or e})",
+                    RESOLVE_RETRY)
+                continue
+            proxy = Addr(acc.transport, str(infos[0][4][0]), port)
+            log.info("registrar %s resolved: %s", registrar.host_bare, proxy)
+            self.runtime.endpoint.set_proxy(proxy)
+            self.runtime.start()
+            return
 
     async def run(self) -> None:
         """Run until SIGINT/SIGTERM, then un-register and stop."""
@@ -247,6 +283,8 @@ class Phone:
         self._stop.set()
 
     async def stop(self, unregister_timeout: float = 4.0) -> None:
+        if self._resolver is not None:
+            self._resolver.cancel()
         rt = self.runtime
         if rt is not None:
             ep = rt.endpoint

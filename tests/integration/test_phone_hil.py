@@ -252,3 +252,27 @@ def wait_screen_line(p: PhoneThread, text: str, timeout: float) -> list[str]:
             return lines
         time.sleep(0.05)
     raise AssertionError(f"{text!r} never on the screen: {lines}")
+
+
+def test_a_registrar_that_does_not_resolve_is_no_network_and_retried(
+    peers_run: Path, port_allocator: PortAllocator
+) -> None:
+    """Booted before DNS works (the .invalid name never resolves, RFC 2606): the phone
+    starts, says No network, and keeps trying instead of exiting."""
+    settings = PhoneSettings.allocate(port_allocator, user="1001", password=None,
+                                      domain="no-such-host.invalid")
+    board = MockPhoneHardware()
+    p = PhoneThread(peers_run, settings, name="offline-phone", time_scale=16.0,
+                    hardware=board.build)
+    try:
+        p.start()
+        lines = wait_screen_line(p, "No network", timeout=5)
+        assert "!" in lines[0]
+        first = p.console.wait_event("registration_failed")
+        assert first["reason"].startswith("no network: cannot resolve no-such-host.invalid")
+        assert first["retry_in"] == 10.0
+        p.console.wait_event("registration_failed", timeout=5)  # tried again
+        assert p.console.command("status")["phone"] == "idle"
+    finally:
+        assert p.stop() == 0
+        board.close()

@@ -88,6 +88,8 @@ def registration_text(view: PhoneView) -> str:
     if reg is Registration.UNREGISTERED:
         return "Not registered"
     if view.reg_status is None:
+        if view.reg_reason.startswith("no network"):
+            return "No network"
         return "No response from registrar" if "response" in view.reg_reason \
             else f"Registration failed: {view.reg_reason}"
     return f"Registration failed: {view.reg_status} {view.reg_reason}".rstrip()

@@ -128,6 +128,12 @@ class PhoneRuntime:
         self.endpoint.register(self._clock())
         self._pump()
 
+    def registration_unavailable(self, reason: str, retry_in: float) -> None:
+        """No REGISTER can go out (the registrar's name does not resolve): the phone says
+        so as it would of a registrar that does not answer."""
+        self._on_sip_event(ev.RegistrationFailed(None, reason, retry_in))
+        self._pump()
+
     def flush(self) -> None:
         """After the owner called into the endpoint directly (shutdown): send and report."""
         self._pump()

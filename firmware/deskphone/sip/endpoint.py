@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ..sdp import Direction as SdpDirection
@@ -257,6 +257,10 @@ class Endpoint:
             return self._calls[call_id]
         except KeyError:
             raise LocalProtocolError(f"no call {call_id!r}") from None
+
+    def set_proxy(self, proxy: Addr) -> None:
+        """The registrar's address, once it resolves (it may not at boot: no network yet)."""
+        self.config = replace(self.config, proxy=proxy)
 
     def register(self, now: float) -> None:
         if self.config.registrar is None or self.config.proxy is None:

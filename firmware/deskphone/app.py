@@ -37,9 +37,10 @@ from .media.tones import get_tone
 from .phone import events as pe
 from .phone.controller import PhoneController, PhoneSettings
 from .runtime.control import RuntimeControl
+from .runtime.devices import Devices, HardwareBuilder
 from .runtime.history import CallHistory
 from .runtime.media import MediaPlant
-from .runtime.phone import DisplayLike, LedsLike, PhoneRuntime, RingerLike
+from .runtime.phone import PhoneRuntime
 from .sip.endpoint import Endpoint, EndpointConfig
 from .sip.errors import LocalProtocolError
 from .sip.transaction import Addr
@@ -100,22 +101,6 @@ def phone_settings(cfg: PhoneConfig) -> PhoneSettings:
                          digit_map=digit_map)
 
 
-class Devices:
-    """The phone's hardware as the runtime sees it; all optional (headless: none)."""
-
-    def __init__(self, *, ringer: RingerLike | None = None, leds: LedsLike | None = None,
-                 display: DisplayLike | None = None,
-                 close: Callable[[], None] = lambda: None) -> None:
-        self.ringer, self.leds, self.display, self._close = ringer, leds, display, close
-
-    def close(self) -> None:
-        self._close()
-
-
-HardwareBuilder = Callable[[Callable[[pe.HardwareEvent], None]], Devices]
-"""Builds the devices, given where their events go (called from their threads)."""
-
-
 class Phone:
     """The running phone: endpoint + controller + runtime + edges on one event loop."""
 
@@ -140,6 +125,7 @@ class Phone:
         self.devices: Devices | None = None
         self.media: MediaPlant | None = None
         self._stop = asyncio.Event()
+        self.started = asyncio.Event()  # set once start() is through: consoles listen
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._resolver: asyncio.Task[None] | None = None
@@ -241,6 +227,7 @@ class Phone:
             log.warning("%s; retrying every %.0f s", unresolved, RESOLVE_RETRY)
             self.runtime.registration_unavailable(unresolved, RESOLVE_RETRY)
             self._resolver = loop.create_task(self._resolve_later())
+        self.started.set()
 
     async def _resolve_later(self) -> None:
         """Resolve the registrar until it works, then register (the screen says No network

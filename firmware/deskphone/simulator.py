@@ -23,10 +23,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .app import Devices, Phone
+from .app import Phone
 from .config import PhoneConfig, parse_config
 from .phone import events as pe
 from .phone.screens import Screen
+from .runtime.devices import Devices
 
 KEY_HELP = ("0-9*# keypad  space handset  f flash  s speaker  h hold  m mute  r redial  "
             "q quit")
@@ -238,8 +239,9 @@ async def run_simulator(cfg: PhoneConfig, *, compact: bool = False) -> None:
     phone.add_listener(terminal.note)
     try:
         start = asyncio.ensure_future(phone.run())
-        while phone.runtime is None and not start.done():
-            await asyncio.sleep(0.01)
+        started = asyncio.ensure_future(phone.started.wait())
+        await asyncio.wait([start, started], return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
         if not start.done():
             await terminal.run()
         await start

@@ -40,9 +40,9 @@ class MockPhoneHardware:
     def build(self, on_event: Callable[[Any], None]) -> Any:
         from luma.core.device import dummy
 
-        from deskphone.app import Devices
         from deskphone.hw.display import Display
         from deskphone.hw.hardware import Hardware
+        from deskphone.runtime.devices import Devices
 
         self.hardware = Hardware(self.pinmap, pin_factory=self.factory,
                                  scheduler=self.scheduler, on_event=on_event)

@@ -465,3 +465,82 @@ def test_the_core_does_not_free_a_call_s_port_inside_receive() -> None:
     p.a.ep.hangup(p.now)
     p.pump()  # B's receive() takes the BYE and ends the call
     assert p.b.of(ev.CallEnded) and ports.released == []
+
+
+# ------------------------------------------------ found by a review of the phone layer
+
+
+def test_an_invite_reusing_a_live_call_id_does_not_replace_the_call() -> None:
+    from deskphone.sip.transaction import Addr
+
+    p = EndpointPair()
+    call_id = p.connect()
+    invite = next(m for m in p.b.received if isinstance(m, Request) and m.method == "INVITE")
+    h = invite.headers
+    h = h.replace_first("Via", h.get_all("Via")[0].replace("branch=z9hG4bK", "branch=z9hG4bKx"))
+    h = h.replace_first("From", "<sip:666@127.0.0.9>;tag=other")
+    p.b.ep.receive(bytes(invite.with_headers(h)), Addr("udp", "127.0.0.9", 5060), p.now)
+    (data, _), = p.b.ep.datagrams_to_send(p.now)
+    assert parse_message(data).status == 486  # type: ignore[union-attr]
+    assert p.b.ep.call(call_id).state is CallState.CONNECTED
+    assert p.b.ep.next_event() is None  # no CallEnded for the live call
+
+
+def test_a_call_to_ourselves_is_a_loop_not_a_second_call() -> None:
+    from sipfakes import endpoint
+
+    from deskphone.sip.transaction import Addr
+
+    a = endpoint("1001", "127.0.0.1")
+    call_id = a.dial("sip:1001@127.0.0.1:5060", 0.0)
+    (data, _), = a.datagrams_to_send(0.0)
+    a.receive(data, Addr("udp", "127.0.0.1", 5060), 0.0)
+    statuses = [parse_message(d).status for d, _ in a.datagrams_to_send(0.0)]  # type: ignore[union-attr]
+    assert statuses == [482]
+    assert [c.call_id for c in a.calls] == [call_id]
+    assert not [e for e in iter(a.next_event, None) if isinstance(e, ev.CallEnded)]
+
+
+def test_without_a_registrar_a_host_name_contact_is_reached_where_the_call_went() -> None:
+    """No proxy to resolve bob.example: the ACK and the BYE go where the INVITE went."""
+    from deskphone.sip.transaction import Addr
+
+    p = EndpointPair(a_kw={"registrar": None, "proxy": None},
+                     b_kw={"local": Addr("udp", "bob.example", 5060)})
+    call_id = p.connect()
+    assert p.a.ep.call(call_id).state is CallState.CONNECTED
+    assert p.b.requests("ACK")
+    p.a.ep.hangup(p.now)
+    p.pump()
+    assert p.b.of(ev.CallEnded) == [ev.CallEnded(call_id, "remote hangup", None)]
+
+
+def test_a_ringing_call_is_not_timed_out_by_timer_b() -> None:
+    """§17.1.1.2: Timer B ends the Calling state only; a phone may ring for minutes."""
+    p = EndpointPair()
+    call_id = p.call_b()
+    p.advance(120.0)
+    assert p.a.of(ev.CallEnded) == []
+    p.b.ep.answer(p.now)
+    p.pump()
+    assert p.a.of(ev.CallConnected)[0].call_id == call_id
+
+
+def test_a_refused_hold_is_reported() -> None:
+    p = EndpointPair()
+    call_id = p.connect()
+    p.drop = lambda m, side: False
+    p.a.ep.hold(p.now, True, call_id)
+    reinvite = p.a.ep.datagrams_to_send(p.now)  # hold it back: answer it 488 ourselves
+    (data, addr), = reinvite
+    req = parse_message(data)
+    assert isinstance(req, Request)
+    h = req.headers
+    resp = Response(488, "Not Acceptable Here", type(h)(
+        [("Via", v) for v in h.get_all("Via")]
+        + [("From", h.get("From") or ""), ("To", h.get("To") or ""),
+           ("Call-ID", call_id), ("CSeq", h.get("CSeq") or "")]))
+    p.a.ep.receive(bytes(resp), p.b.addr, p.now)
+    events = list(iter(p.a.ep.next_event, None))
+    assert ev.CallUpdateFailed(call_id, 488, "Not Acceptable Here") in events
+    assert p.a.ep.call(call_id).state is CallState.CONNECTED

@@ -257,8 +257,57 @@ def test_hook_flash_holds_and_resumes() -> None:
     assert out == [act.Hold(CALL, True), act.MediaHold(CALL, True)]
     assert p.state is State.HELD
     assert "HOLD" in screen_for(p.c.view(), p.now).indicators
+    assert no_leds(p(pe.HookFlash())) == []  # one re-INVITE at a time (§14.1)
+    p(sip.CallUpdated(CALL, MEDIA))  # the hold was answered
     assert no_leds(p(pe.HookFlash())) == [act.Hold(CALL, False), act.MediaHold(CALL, False)]
     assert p.state is State.TALKING
+
+
+def test_a_refused_hold_puts_the_phone_and_the_microphone_back() -> None:
+    p = Phone()
+    outgoing(p)
+    p(pe.HoldCommand(True))
+    with pytest.raises(PhoneError, match="already in progress"):
+        p(pe.HoldCommand(False))
+    out = no_leds(p(sip.CallUpdateFailed(CALL, 488, "Not Acceptable Here")))
+    assert out == [act.MediaHold(CALL, False)]
+    assert p.state is State.TALKING and "HOLD" not in screen_for(p.c.view(), 0).indicators
+
+
+def test_no_hold_or_dtmf_before_the_call_is_connected() -> None:
+    """Answered, the ACK not in yet: a re-INVITE or an INFO would be refused by the SIP
+    side, so the phone refuses first instead of showing a hold that never happened."""
+    p = Phone()
+    ring(p)
+    p(pe.AnswerCommand())
+    with pytest.raises(PhoneError, match="not connected yet"):
+        p(pe.HoldCommand(True))
+    with pytest.raises(PhoneError, match="not connected yet"):
+        p(pe.DtmfCommand("5"))
+    assert no_leds(p(pe.HookFlash())) == [] and p.state is State.TALKING
+    assert only(p.keys("5"), act.SendDtmf) == []
+    p(sip.CallConnected(CALL, MEDIA))
+    assert only(p(pe.HoldCommand(True)), act.Hold) == [act.Hold(CALL, True)]
+
+
+def test_an_unanswered_incoming_call_stops_ringing_after_the_ring_timeout() -> None:
+    p = Phone(ring_timeout=60.0)
+    ring(p)
+    assert only(p.advance(59.9), act.Reject) == []
+    out = p.advance(0.2)
+    assert only(out, act.Reject) == [act.Reject(CALL, 480)]
+    assert act.Ring(False) in out and p.state is State.IDLE
+    assert p.c.view().missed == 1
+
+
+def test_an_outgoing_call_nobody_answers_is_cancelled() -> None:
+    p = Phone(no_answer_timeout=180.0)
+    p(pe.DialCommand("1002"))
+    p.placed()
+    p(sip.CallRinging(CALL, 180))
+    out = p.advance(180.1)
+    assert act.Hangup(CALL) in out and act.StopTone() in out
+    assert p.c.view().end_reason == "no answer"
 
 
 def test_remote_hangup_while_hands_free_returns_to_idle_after_the_linger() -> None:
@@ -343,8 +392,10 @@ def test_console_answer_is_hands_free_and_hangup_rejects() -> None:
     assert p.c.view().speaker and p.state is State.TALKING
     q = Phone()
     ring(q)
-    assert act.Reject(CALL, 486) in q(pe.HangupCommand())
-    assert q.state is State.IDLE
+    out = q(pe.HangupCommand())
+    assert act.Reject(CALL, 486) in out
+    assert only(out, act.LogCall)[0].kind is act.CallKind.RECEIVED  # type: ignore[union-attr]
+    assert q.state is State.IDLE and q.c.view().missed == 0  # turned away, not missed
 
 
 def test_hands_free_call_goes_on_when_the_handset_is_put_down() -> None:
@@ -397,7 +448,8 @@ EVENTS = st.sampled_from([
     sip.CallRinging(CALL, 180), sip.CallRinging(CALL, 183, MEDIA),
     sip.CallConnected(CALL, MEDIA), sip.CallUpdated(CALL, MEDIA),
     sip.CallEnded(CALL, "busy", 486), sip.CallEnded(CALL, "remote hangup"),
-    sip.Registered("a", "b", 60), "advance",
+    sip.Registered("a", "b", 60), sip.CallUpdateFailed(CALL, 491, "Request Pending"),
+    pe.CallFailed("1002", "no route"), "advance",
 ])
 
 

@@ -61,3 +61,10 @@ def test_a_read_only_state_dir_costs_the_history_not_the_phone(tmp_path: Path) -
     h = CallHistory(blocker / "h.json")  # a directory that cannot exist
     h.add(entry(1))  # logged, not raised
     assert h.entries[0].remote == "1001"
+
+
+def test_a_deeply_nested_file_is_set_aside_too(tmp_path: Path) -> None:
+    path = tmp_path / "h.json"
+    path.write_text("[" * 100_000)  # json recurses: RecursionError, not ValueError
+    assert CallHistory(path).entries == []
+    assert (tmp_path / "h.json.bad").exists()

@@ -8,15 +8,14 @@ from collections.abc import Callable
 
 from ..config import PhoneConfig
 from ..phone import events as pe
+from ..runtime.devices import Devices
 from .pins import is_raspberry_pi as on_a_pi
 
 log = logging.getLogger("deskphone.hw")
 
 
-def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]):  # type: ignore[no-untyped-def]
+def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]) -> Devices:
     """The devices ``[hardware]`` asks for; headless (none) off a Pi unless told."""
-    from ..app import Devices
-
     hw = cfg.hardware
     gpio = hw.gpio
     if gpio == "auto":
@@ -26,6 +25,13 @@ def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]
         display_kind = "ssd1306" if on_a_pi() else "none"
     closers: list[Callable[[], None]] = []
     ringer = leds = display = None
+    if gpio == "lgpio":
+        try:
+            import lgpio  # noqa: F401 - Debian's python3-lgpio, or the [pi] extra
+        except ImportError:
+            log.error("no lgpio module: the keypad, hook and ringer are off "
+                      "(apt-get install python3-lgpio)")
+            gpio = "none"
     if gpio != "none":
         from .hardware import Hardware
         from .pins import PinMap, make_pin_factory

@@ -45,6 +45,8 @@ class PhoneSettings:
     predial_timeout: float = 30.0  # digits typed on-hook are forgotten after this
     dialtone_timeout: float = 30.0  # off-hook with nothing dialled: give up (congestion)
     ended_linger: float = 4.0  # hands-free: how long the end of a call stays on screen
+    ring_timeout: float = 60.0  # an unanswered incoming call is turned away (480)
+    no_answer_timeout: float = 180.0  # an outgoing call nobody answers is cancelled
     fail_tone_seconds: float = 30.0  # busy/congestion tone with the handset still up
 
 
@@ -68,6 +70,8 @@ class _Call:
     media: NegotiatedMedia | None = None
     early: bool = False  # playing the far end's early media (we send silence)
     muted: bool = False
+    sip_connected: bool = False  # the SIP side is up (2xx, or our 2xx ACKed)
+    pending_hold: bool | None = None  # a hold (True) or resume (False) not yet answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,7 @@ class PhoneController:
             if event.on != (self.state is State.TALKING):
                 raise PhoneError("not on hold" if not event.on else
                                  f"cannot hold while {self.state.value}")
+            self._can_reinvite(strict=True)
             return "hold"
         if isinstance(event, pe.MuteCommand):
             return "mute"
@@ -225,6 +230,10 @@ class PhoneController:
             if self._call is None or event.call_id != self._call.call_id:
                 return None  # a call we turned away, or one already over for us
             return _SIP_KINDS[type(event)]
+        if isinstance(event, sip.CallUpdateFailed):
+            if self._call is None or event.call_id != self._call.call_id:
+                return None
+            return "update_failed"
         return None
 
     def _side_effects(self, event: object, now: float) -> None:
@@ -263,10 +272,8 @@ class PhoneController:
 
     def _on_hook_flash(self, event: object, now: float) -> State:
         st = self.state
-        if st is State.TALKING:
-            return self._hold(True)
-        if st is State.HELD:
-            return self._hold(False)
+        if st in (State.TALKING, State.HELD):
+            return self._hold(st is State.TALKING) if self._can_reinvite() else st
         if st in (State.COLLECTING, State.ENDED):
             self._digits = ""
             return State.DIALTONE  # a flash clears what was typed: dial tone again
@@ -294,7 +301,8 @@ class PhoneController:
         assert isinstance(event, pe.KeyPressed)
         key, st = event.key, self.state
         if st is State.TALKING:
-            self._send_dtmf(key)
+            if self._call is not None and self._call.sip_connected:
+                self._send_dtmf(key)
             return st
         if st is State.IDLE:
             if key == "#":
@@ -339,6 +347,16 @@ class PhoneController:
         if event.name == "ended" and st is State.ENDED:
             self._speaker = False
             return State.IDLE
+        if event.name == "ring" and st is State.RINGING:
+            c = self._call
+            assert c is not None and c.call_id is not None
+            self._out.append(act.Reject(c.call_id, 480))  # Temporarily Unavailable
+            self._finish(act.CallKind.MISSED, "no answer", now)
+            self._missed += 1
+            return State.IDLE
+        if event.name == "no_answer" and st in (State.CALLING, State.RINGBACK):
+            self._hangup("no answer", now)
+            return self._ended("no answer", None, now, tone=None)
         return st
 
     def _on_dial(self, event: object, now: float) -> State:
@@ -368,7 +386,7 @@ class PhoneController:
             c = self._call
             assert c is not None and c.call_id is not None
             self._out.append(act.Reject(c.call_id, 486))
-            self._finish(act.CallKind.MISSED, "rejected", now)
+            self._finish(act.CallKind.RECEIVED, "rejected", now)  # seen, turned away
             return State.IDLE
         if st in IN_CALL:
             self._hangup("local hangup", now)
@@ -381,7 +399,31 @@ class PhoneController:
         return State.IDLE
 
     def _on_hold(self, event: object, now: float) -> State:
+        if not self._can_reinvite():  # a key: nothing happens (a command was refused)
+            return self.state
         return self._hold(self.state is State.TALKING)
+
+    def _can_reinvite(self, *, strict: bool = False) -> bool:
+        """Hold and resume need a call the SIP side has connected, with no hold or resume
+        of ours still unanswered (one re-INVITE at a time, RFC 3261 §14.1)."""
+        c = self._call
+        why = ("no call" if c is None else
+               "the call is not connected yet" if not c.sip_connected else
+               "a hold or resume is already in progress" if c.pending_hold is not None else
+               "")
+        if why and strict:
+            raise PhoneError(why)
+        return not why
+
+    def _on_update_failed(self, event: object, now: float) -> State:
+        """Our hold or resume was refused: the media is as it was, and so are we."""
+        c = self._call
+        assert c is not None and c.call_id is not None
+        asked, c.pending_hold = c.pending_hold, None
+        if asked is None:
+            return self.state
+        self._out.append(act.MediaHold(c.call_id, not asked))
+        return State.TALKING if asked else State.HELD
 
     def _on_mute(self, event: object, now: float) -> State:
         c = self._call
@@ -398,6 +440,8 @@ class PhoneController:
         digits = event.digits.upper()
         if not digits or any(d not in "0123456789*#ABCD" for d in digits):
             raise PhoneError(f"not DTMF digits: {event.digits!r} (use 0-9 * # A-D)")
+        if self._call is None or not self._call.sip_connected:
+            raise PhoneError("the call is not connected yet")
         self._send_dtmf(digits)
         return self.state
 
@@ -449,6 +493,7 @@ class PhoneController:
         assert c.call_id is not None
         if c.connected_at is None:
             c.connected_at = now
+        c.sip_connected = True
         self._out.append(act.StopTone())
         if event.media is not None:
             c.media = event.media
@@ -462,6 +507,7 @@ class PhoneController:
         assert isinstance(event, sip.CallUpdated) and self._call is not None
         c = self._call
         assert c.call_id is not None
+        c.pending_hold = None  # our re-INVITE's answer (the far end's own gets a 491 then)
         if event.media is not None:
             c.media = event.media
             self._out.append(act.StartMedia(c.call_id, event.media, muted=c.muted))
@@ -514,6 +560,7 @@ class PhoneController:
     def _hold(self, on: bool) -> State:
         c = self._call
         assert c is not None and c.call_id is not None
+        c.pending_hold = on
         self._out += [act.Hold(c.call_id, on), act.MediaHold(c.call_id, on)]
         return State.HELD if on else State.TALKING
 
@@ -565,13 +612,17 @@ class PhoneController:
             self._timers["dialtone"] = now + self.settings.dialtone_timeout
         if new is State.ENDED and not self._offhook:
             self._timers["ended"] = now + self.settings.ended_linger
+        if new is State.RINGING:
+            self._timers["ring"] = now + self.settings.ring_timeout
+        if new is State.CALLING:
+            self._timers["no_answer"] = now + self.settings.no_answer_timeout
         if new is State.HELD or before is State.HELD:
             self._held = new is State.HELD
         if new not in (State.ENDED,) and before is State.ENDED:
             self._end_reason, self._end_status = "", None
-        # timers that belong to the state left
-        for name, state in _TIMER_STATES.items():
-            if state is not new:
+        # timers that belong to the states left
+        for name, states in _TIMER_STATES.items():
+            if new not in states:
                 self._timers.pop(name, None)
         if new is State.IDLE:
             self._speaker = False
@@ -601,8 +652,10 @@ class _Timer:
     name: str
 
 
-_TIMER_STATES: Final = {"interdigit": State.COLLECTING, "predial": State.PREDIAL,
-                        "dialtone": State.DIALTONE, "ended": State.ENDED}
+_TIMER_STATES: Final = {"interdigit": {State.COLLECTING}, "predial": {State.PREDIAL},
+                        "dialtone": {State.DIALTONE}, "ended": {State.ENDED},
+                        "ring": {State.RINGING},
+                        "no_answer": {State.CALLING, State.RINGBACK}}
 _KEY_KINDS: Final = {"speaker": "speaker", "hold": "hold", "mute": "mute",
                      "redial": "redial"}
 _SIP_KINDS: Final[dict[type, str]] = {sip.CallRinging: "ringing",

@@ -38,6 +38,9 @@ def event_to_console(event: ev.Event) -> dict[str, Any] | None:
                        remote_media=f"{event.media.remote_address}:{event.media.remote_port}",
                        direction=event.media.direction.value)
         return out
+    if isinstance(event, ev.CallUpdateFailed):
+        return {"event": "update_failed", "call_id": event.call_id, "status": event.status,
+                "reason": event.reason}
     if isinstance(event, ev.CallEnded):
         return {"event": "ended", "call_id": event.call_id, "reason": event.reason,
                 "status": event.status}

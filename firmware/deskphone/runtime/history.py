@@ -63,7 +63,7 @@ class CallHistory:
                 raise ValueError("no list of calls")
         except FileNotFoundError:
             return
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, RecursionError) as e:
             bad = path.with_suffix(path.suffix + ".bad")
             log.warning("call history %s unreadable (%s); set aside as %s", path, e, bad)
             with contextlib.suppress(OSError):

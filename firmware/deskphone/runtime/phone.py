@@ -24,7 +24,7 @@ import datetime
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from ..phone import actions as act
 from ..phone import events as pe
@@ -35,24 +35,11 @@ from ..sip.endpoint import Endpoint
 from ..sip.errors import LocalProtocolError
 from ..sip.transaction import Addr
 from .console_events import event_to_console, hardware_to_console
+from .devices import DisplayLike, LedsLike, RingerLike
 from .history import CallHistory, HistoryEntry
 from .media import MediaPlant
 
 log = logging.getLogger("deskphone")
-
-
-class RingerLike(Protocol):
-    def ring(self, cadence: Any) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class LedsLike(Protocol):
-    def set(self, name: str, mode: str) -> None: ...
-
-
-class DisplayLike(Protocol):
-    def show(self, screen: Screen) -> bool: ...
 
 
 class PhoneRuntime:
@@ -85,6 +72,8 @@ class PhoneRuntime:
         self._ports: dict[str, int] = {}  # call_id -> its RTP port, freed on CallEnded
         self._placed: pe.CallPlaced | pe.CallFailed | None = None
         self._pumping = False
+        self._closed = False
+        self._failures: list[str] | None = None  # what went wrong carrying out a command
         self.screen: Screen | None = None
         self.unregistered = asyncio.Event()
         self.ringing = False
@@ -107,12 +96,17 @@ class PhoneRuntime:
         self._pump()
 
     def command(self, event: object) -> None:
-        """A console command: raises PhoneError (the reply's error) if it does not apply."""
+        """A console command: raises PhoneError (the reply's error) if it does not apply,
+        or if the SIP side refused what it asked for (the script must not read "ok")."""
         self._placed = None
+        self._failures = []
         try:
             self._feed(event, strict=True)
         finally:
             self._pump()
+            failures, self._failures = self._failures, None
+        if failures:
+            raise PhoneError("; ".join(failures))
 
     def media_event(self, call_id: str, e: dict[str, Any]) -> None:
         e = {**e, "call_id": call_id}
@@ -217,7 +211,7 @@ class PhoneRuntime:
             loop = asyncio.get_running_loop()
             delay = max(0.0, min(times) - self._clock()) / self._scale
             self._timer = loop.call_later(delay, self._on_timer)
-        if self._tick is None:
+        if self._tick is None and not self._closed:
             # the screen's clock and call timer: one wake-up a second, nothing more
             self._tick = asyncio.get_running_loop().call_later(1.0, self._on_tick)
 
@@ -233,10 +227,13 @@ class PhoneRuntime:
 
     def _on_tick(self) -> None:
         self._tick = None
+        if self._closed:
+            return
         self._refresh_screen()
         self._tick = asyncio.get_running_loop().call_later(1.0, self._on_tick)
 
     def close(self) -> None:
+        self._closed = True
         for handle in (self._timer, self._tick):
             if handle is not None:
                 handle.cancel()
@@ -272,6 +269,12 @@ class PhoneRuntime:
                 self._do(a)
             except LocalProtocolError as e:
                 log.warning("%s: %s", type(a).__name__, e)
+                if self._failures is not None:
+                    self._failures.append(str(e))
+            except Exception:  # a device that fails must not stop the actions after it
+                log.exception("%s failed", type(a).__name__)
+                if self._failures is not None:
+                    self._failures.append(f"{type(a).__name__} failed")
 
     def _do(self, a: act.Action) -> None:  # noqa: C901 - one branch per action
         ep, now, media = self.endpoint, self._clock(), self.media

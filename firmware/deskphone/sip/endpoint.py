@@ -567,13 +567,13 @@ class Endpoint:
                 return
             # §13.2.2.4: a second fork answered too: ACK it, then BYE it
             dialog = Dialog.from_uac(invite, resp)
-            self._ack_and_bye(dialog, now)
+            self._ack_and_bye(dialog, now, call.invite_addr)
             return
         dialog = Dialog.from_uac(invite, resp)
         call.dialog = dialog
         ack, hop = dialog.new_request("ACK", self._via(), None, cseq=invite.cseq.seq)
         call.ack = ack
-        call.ack_addr = self._addr_for_uri(hop)
+        call.ack_addr = self._addr_for_uri(hop, self._peer(call))
         self._send(ack, call.ack_addr)
         if not call.live:  # hung up while it rang: too late to CANCEL, so BYE
             self._send_bye(call, now)
@@ -603,13 +603,13 @@ class Endpoint:
         call.state = CallState.CONNECTED
         self._events.append(ev.CallConnected(call.call_id, media))
 
-    def _ack_and_bye(self, dialog: Dialog, now: float) -> None:
+    def _ack_and_bye(self, dialog: Dialog, now: float, peer: Addr | None) -> None:
         invite_seq = dialog.local_seq
         ack, hop = dialog.new_request("ACK", self._via(), None, cseq=invite_seq)
-        addr = self._addr_for_uri(hop)
+        addr = self._addr_for_uri(hop, peer)
         self._send(ack, addr)
         bye, hop = dialog.new_request("BYE", self._via(), None)
-        self._start_client_tx(bye, self._addr_for_uri(hop), now, lambda r, t: None)
+        self._start_client_tx(bye, self._addr_for_uri(hop, peer), now, lambda r, t: None)
 
     def _send_cancel(self, call: Call, now: float) -> None:
         """§9.1: CANCEL copies the INVITE's Request-URI, Via, Call-ID, From, To, Route."""
@@ -643,7 +643,8 @@ class Endpoint:
         req, hop = call.dialog.new_request(
             method, self._via(), self._contact_value() if contact else None,
             [("User-Agent", self.config.user_agent), *(extra or [])], body)
-        self._start_client_tx(req, self._addr_for_uri(hop), now, tu or (lambda r, t: None))
+        self._start_client_tx(req, self._addr_for_uri(hop, self._peer(call)), now,
+                              tu or (lambda r, t: None))
         return req
 
     # ---------------------------------------------------- in-call requests we send
@@ -685,10 +686,13 @@ class Endpoint:
             else:
                 self._warn(f"call {call.call_id}: re-INVITE refused: {resp.status} "
                            f"{resp.reason}", "")
+                if call.live:  # the media stays as it was: the phone must hear of it
+                    self._events.append(ev.CallUpdateFailed(call.call_id, resp.status,
+                                                            resp.reason or ""))
             return
         assert call.dialog is not None
         ack, hop = call.dialog.new_request("ACK", self._via(), None, cseq=req.cseq.seq)
-        self._send(ack, self._addr_for_uri(hop))
+        self._send(ack, self._addr_for_uri(hop, self._peer(call)))
         contacts = resp.contacts
         if contacts:
             call.dialog.remote_target = contacts[0].uri
@@ -775,12 +779,17 @@ class Endpoint:
     def _on_invite(self, req: Request, source: Addr, now: float) -> None:
         call_id = req.call_id
         from_tag = req.from_.tag or ""
-        for c in self._calls.values():
-            if c.call_id == call_id and c.invite_tx is not None and (
-                    c.invite_tx.request.from_.tag or "") == from_tag:
-                # §8.2.2.2: the same request reached us by another path
+        same = self._calls.get(call_id)
+        if same is not None:
+            theirs = (same.invite_tx.request.from_.tag or "") if same.invite_tx else None
+            if from_tag in (theirs, same.local_tag):
+                # §8.2.2.2: the same request reached us by another path, or our own
+                # INVITE came back to us (a call to ourselves)
                 self._reply(req, source, 482, now)
-                return
+            else:  # one call per Call-ID here: the live call must not be replaced
+                self._reply(req, source, 486, now,
+                            extra=[("Warning", '399 deskphone "Call-ID already in use"')])
+            return
         stx = self._new_server_tx(req, source)
         if req.body and req.content_type != "application/sdp":
             stx.respond(self._response(req, 415, extra=[("Accept", ACCEPT)]), now)
@@ -1086,15 +1095,26 @@ class Endpoint:
             return self.config.proxy
         return self._addr_for_uri(uri)
 
-    def _addr_for_uri(self, uri: Uri) -> Addr:
+    def _addr_for_uri(self, uri: Uri, peer: Addr | None = None) -> Addr:
+        """Where a request for ``uri`` goes: an IP address directly, anything else through
+        the proxy; with no proxy, inside a call, to the peer the call came from or went to
+        (a far end whose Contact names a host we cannot resolve without I/O)."""
         if not isinstance(uri, SipUri) or not _is_ip(uri.host_bare):
-            if self.config.proxy is None:
-                raise LocalProtocolError(
-                    f"no registrar to route {uri} through: dial a SIP URI with an IP address")
-            return self.config.proxy
+            if self.config.proxy is not None:
+                return self.config.proxy
+            if peer is not None:
+                return peer
+            raise LocalProtocolError(
+                f"no registrar to route {uri} through: dial a SIP URI with an IP address")
         transport = uri.param("transport")
         t = transport.lower() if transport else self.config.local.transport
         return Addr(t, uri.host_bare, uri.port or 5060)
+
+    def _peer(self, call: Call) -> Addr | None:
+        """The address the call's INVITE went to, or came from."""
+        if call.invite_addr is not None:
+            return call.invite_addr
+        return call.invite_tx.addr if call.invite_tx is not None else None
 
     def _end(self, call: Call, reason: str, status: int | None) -> None:
         """The call is over for the person; transactions may still finish on the wire

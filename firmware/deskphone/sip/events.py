@@ -60,6 +60,15 @@ class CallUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class CallUpdateFailed:
+    """Our re-INVITE (hold, resume) was refused (491, 488...): the media is unchanged."""
+
+    call_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     call_id: str
     reason: str  # "local hangup", "remote hangup", "cancelled", "busy", "rejected", ...
@@ -82,4 +91,5 @@ class ProtocolWarning:
 
 
 Event = (Registered | RegistrationFailed | Unregistered | IncomingCall | CallRinging
-         | CallConnected | CallUpdated | CallEnded | DtmfReceived | ProtocolWarning)
+         | CallConnected | CallUpdated | CallUpdateFailed | CallEnded | DtmfReceived
+         | ProtocolWarning)

@@ -139,8 +139,12 @@ class ClientTransaction(_Transaction):
             if st in (TxState.CALLING, TxState.PROCEEDING):
                 self.last_response = response
                 if code < 200:
+                    # §17.1.1.2: Timer B times out the Calling state only; once the far
+                    # end rings, how long to wait is the TU's call (the phone's no-answer
+                    # timer, a CANCEL), not 64*T1
                     self.state = TxState.PROCEEDING
                     self.timers.pop("A", None)
+                    self.timers.pop("B", None)
                     return response
                 if code < 300:
                     # RFC 6026 §8.4: stay to pass 2xx retransmissions to the TU

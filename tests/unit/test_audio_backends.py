@@ -161,6 +161,26 @@ def test_file_backend_plays_the_input_then_silence_and_records(tmp_path: Path) -
         assert r.getnframes() == 320
 
 
+def test_file_backend_puts_mic_and_speaker_on_one_timeline(tmp_path: Path) -> None:
+    """Tick n reads mic frame n and what it writes is speaker frame n: sample i of the two
+    files belongs to one tick, as on a duplex card (bench/latency.py's black box reads what
+    the phone adds off the two files' sample positions). No frame is queued ahead."""
+    src, out = tmp_path / "mic.wav", tmp_path / "spk.wav"
+    mic = np.arange(1, 801, dtype=float)
+    write_wav(src, mic, 8000)
+    clock = FakeClock()
+    fb = FileBackend(str(src), str(out), clock=clock, sleep=clock.sleep)
+    fb.start()
+    ticks = []
+    for _ in range(5):
+        frame = fb.read()
+        ticks.append(clock.t)
+        fb.write(-frame)  # played in the tick that read it
+    fb.close()
+    assert ticks == pytest.approx([100.0, 100.02, 100.04, 100.06, 100.08])
+    assert np.array_equal(load_wav(out), -mic.astype(np.int16))
+
+
 def test_backend_table() -> None:
     assert set(BACKENDS) == {"null", "file", "alsa"}
     assert open_backend("null").name == "null"

@@ -165,7 +165,11 @@ class Phone:
         await self.transport.start()
         local_host = listen_host
         if listen_host in ("0.0.0.0", "::"):
-            towards = proxy.host if proxy is not None else "192.0.2.1"  # TEST-NET: a route
+            # the interface toward the registrar; without one, toward the account's domain
+            # (the peer of a lab bench or the demo), else the default route (TEST-NET)
+            towards = (proxy.host if proxy is not None else
+                       acc.domain_host if acc.domain_host[:1].isdigit() or ":" in
+                       acc.domain_host else "192.0.2.1")
             local_host = local_address_towards(towards, proxy.port if proxy else 5060)
         a = cfg.audio
         audio = open_backend(a.backend, input=a.input, output=a.output, device=a.device,

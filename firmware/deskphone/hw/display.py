@@ -21,6 +21,7 @@ fallback font lays out the same way.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import unicodedata
@@ -176,9 +177,13 @@ def plan_layout(width: int, height: int, line_height: int) -> Layout:
     return plans[0] if plans[0].line_tops or not plans[1].line_tops else plans[1]
 
 
+@functools.lru_cache(maxsize=1024)
 def _bbox(font: Font, text: str) -> tuple[int, int, int, int]:
     """The pixels ``text`` inks when drawn at (0, 0) with fontmode "1"; getbbox() is not
-    it: across, it spans the advance, side bearings included."""
+    it: across, it spans the advance, side bearings included. Cached: fitting a line
+    measures it many times, and rasterising to measure is most of a frame's cost
+    (3.0 -> 0.7 ms a frame here, bench/keypress.py); fonts are few and live as long as
+    the display."""
     if isinstance(font, ImageFont.FreeTypeFont):
         mask, (dx, dy) = font.getmask2(text, mode="1")  # what ImageDraw.text pastes
     else:

@@ -417,13 +417,21 @@ class MatrixKeypad:
     def _scan(self) -> None:
         if self._closed:
             return
+        now = self._scheduler.now()  # the matrix is read as of the scan's start
         down = self._read_matrix()
-        events = self._state.update(down, self._scheduler.now())
+        events = self._state.update(down, now)
         emit_all(self._on_event, events)
         if self._state.idle:
             self._go_to_rest()
-        else:
-            self._next_scan.set(self._scheduler.now() + self.scan_interval)
+            return
+        # every scan_interval from the last scan's start, or sooner when a debounce or
+        # long-press deadline falls first: a press is reported when its debounce ends,
+        # not up to a scan later (that cost ~5 ms of key-to-screen, bench/keypress.py)
+        when = now + self.scan_interval
+        deadline = self._state.get_timer()
+        if deadline is not None and deadline < when:
+            when = deadline
+        self._next_scan.set(max(when, self._scheduler.now()))
 
     def _read_matrix(self) -> set[Position]:
         self.scans += 1

@@ -780,6 +780,11 @@ class TonePlayer:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
+    def request_stop(self) -> None:
+        """Stop at the end of the frame it is on, without waiting for it (the caller is
+        the event loop: a key press must not wait out a 20 ms device read)."""
+        self._stop.set()
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive()

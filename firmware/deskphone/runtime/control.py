@@ -78,20 +78,11 @@ class RuntimeControl:
 
     def dtmf(self, digits: str) -> dict[str, object]:
         before = self.rt.controller.call_id
+        self.rt.last_dtmf_method = None
         self._command(pe.DtmfCommand(digits))
-        session = self.rt.media.session(before) if self.rt.media is not None else None
-        method = "rfc4733" if session is not None and self._has_events() else "info"
-        return {"call_id": before, "digits": digits.upper(), "method": method}
-
-    def _has_events(self) -> bool:
-        cid = self.rt.controller.call_id
-        if cid is None:
-            return False
-        try:
-            media = self.rt.endpoint.call(cid).media
-        except Exception:
-            return False
-        return media is not None and media.telephone_event_pt is not None
+        method = self.rt.last_dtmf_method
+        return {"call_id": before, "digits": digits.upper(),
+                "method": method.value if method is not None else None}
 
     def hold(self, on: bool) -> dict[str, object]:
         cid = self.rt.controller.call_id

@@ -33,6 +33,7 @@ class MediaPlant:
         self._on_event = on_event
         self.sessions: dict[str, MediaSession] = {}
         self._tone: TonePlayer | None = None
+        self._stopping: TonePlayer | None = None  # told to stop, maybe not yet off the device
 
     # the endpoint's PortSource: a port in SDP is a pair we hold
     def allocate(self) -> int:
@@ -43,6 +44,7 @@ class MediaPlant:
 
     def start(self, call_id: str, media: NegotiatedMedia, *, muted: bool = False) -> None:
         """Start the call's media thread, or tell a running one of new media."""
+        self._quiet()
         session = self.sessions.get(call_id)
         if session is not None:
             session.update(media)
@@ -76,6 +78,7 @@ class MediaPlant:
 
     def play_tone(self, name: str, seconds: float | None = None) -> None:
         self.stop_tone()
+        self._quiet()
         try:
             spec = get_tone(self._country, name)
         except KeyError as e:
@@ -87,16 +90,27 @@ class MediaPlant:
     def play_ringtone(self, cadence: tuple[tuple[int, int], ...]) -> None:
         """The ringer through the sound device: a two-tone chirp at the ring cadence."""
         self.stop_tone()
+        self._quiet()
         self._tone = TonePlayer(self.audio, ToneSpec(RINGTONE_HZ, -10.0, cadence))
         self._tone.start()
 
     def stop_tone(self) -> None:
+        """Silence the tone without waiting for its thread (see _quiet)."""
         if self._tone is not None:
-            self._tone.stop()
-            self._tone = None
+            self._quiet()
+            self._tone.request_stop()
+            self._stopping, self._tone = self._tone, None
+
+    def _quiet(self) -> None:
+        """Wait for a tone told to stop to let go of the sound device, before anything
+        else uses it (a call's media, the next tone); at most one frame."""
+        if self._stopping is not None:
+            self._stopping.stop()
+            self._stopping = None
 
     def close(self) -> None:
         self.stop_tone()
+        self._quiet()
         for call_id in list(self.sessions):
             self.stop(call_id)
         self.ports.close()

@@ -73,6 +73,7 @@ class PhoneRuntime:
         self._placed: pe.CallPlaced | pe.CallFailed | None = None
         self._pumping = False
         self._closed = False
+        self.last_dtmf_method: act.DtmfMethod | None = None  # how the last digits went out
         self._failures: list[str] | None = None  # what went wrong carrying out a command
         self.screen: Screen | None = None
         self.unregistered = asyncio.Event()
@@ -346,7 +347,9 @@ class PhoneRuntime:
         session = self.media.session(a.call_id) if self.media is not None else None
         if a.method is act.DtmfMethod.RFC4733 and session is not None:
             session.send_dtmf(a.digits)
+            self.last_dtmf_method = act.DtmfMethod.RFC4733
             return
+        self.last_dtmf_method = act.DtmfMethod.INFO
         for d in a.digits:  # the far end takes no telephone-events: SIP INFO per digit
             self.endpoint.send_info(self._clock(), "application/dtmf-relay",
                                     f"Signal={d}\r\nDuration=160\r\n".encode(), a.call_id)

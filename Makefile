@@ -55,7 +55,7 @@ endif
 demo: venv
 	@command -v tmux >/dev/null || { echo "make demo needs tmux (apt-get install tmux)"; exit 1; }
 	@mkdir -p $(REPO)/run
-	cd $(REPO) && tmux new-session -s deskphone-demo \
+	cd $(REPO) && TMUX= tmux new-session -s deskphone-demo \
 	  "$(VENV)/bin/deskphone sim --compact --user 100 --sip-port 5062 --peer 127.0.0.1:5064 \
 	     --console-port 5099 --rtp-port 17000 --state-dir run/sim-100 --log-file run/sim-100.log" \; \
 	  split-window -h "$(VENV)/bin/deskphone sim --compact --user 200 --sip-port 5064 \

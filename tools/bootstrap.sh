@@ -8,7 +8,8 @@
 #   - fonts-dejavu-core: the OLED's legible fonts (DejaVu); Pillow's own font is the fallback.
 #   - the SIP test peers (Kamailio, SIPp, baresip, ...): $SHARED_DIR/peers/install.sh,
 #     SHARED_DIR defaulting to the shared/ directory laid beside the repo.
-#   bootstrap.sh bench: also espeak-ng, which makes the speech for bench/voice_quality.py.
+#   bootstrap.sh bench: also espeak-ng, which makes the speech for bench/voice_quality.py,
+#     and pulseaudio + libasound2-plugins for the ALSA latency figure of bench/latency.py.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED_DIR=${SHARED_DIR:-$REPO/../shared}
@@ -28,6 +29,10 @@ fi
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ "${1:-}" = bench ]; then
     command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+    # bench/latency.py's ALSA figure: a private PulseAudio null sink reached through ALSA
+    command -v pulseaudio >/dev/null 2>&1 || missing+=(pulseaudio)
+    compgen -G '/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so' >/dev/null \
+        || missing+=(libasound2-plugins)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

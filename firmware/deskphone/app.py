@@ -185,7 +185,10 @@ class Phone:
         endpoint = Endpoint(endpoint_config(cfg, local_host, self.transport.port, proxy),
                             self._rng, self.now(), ports=self.media)
         history = CallHistory(state_dir(cfg) / "history.json")
-        controller = PhoneController(phone_settings(cfg), aor=endpoint.aor,
+        # who we are, on the screen: the AoR at the registrar, or without one where we
+        # can be called (sip:100@192.0.2.10:5062)
+        me = endpoint.aor if acc.registrar else str(endpoint.reg.contact)
+        controller = PhoneController(phone_settings(cfg), aor=me,
                                      registrar=bool(acc.registrar),
                                      last_dialled=history.last_dialled(),
                                      missed=history.missed_since_last_answer())

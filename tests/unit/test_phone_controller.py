@@ -481,3 +481,12 @@ def test_any_sequence_stays_inside_the_table(events: list[object]) -> None:
         assert ringing == (p.state is State.RINGING)
         if p.state in (State.TALKING, State.HELD, State.RINGING):
             assert p.c.call_id is not None
+
+
+def test_the_lamps_have_a_state_from_the_start() -> None:
+    c = PhoneController(PhoneSettings(), aor="sip:1001@pbx")
+    assert c.boot() == [act.SetLed("line", act.LedMode.BLINK),
+                        act.SetLed("in_use", act.LedMode.OFF),
+                        act.SetLed("mwi", act.LedMode.OFF)]
+    offline = PhoneController(PhoneSettings(), aor="sip:100@192.0.2.10:5062", registrar=False)
+    assert act.SetLed("line", act.LedMode.ON) in offline.boot()

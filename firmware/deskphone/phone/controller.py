@@ -158,6 +158,12 @@ class PhoneController:
         self._update_leds()
         return self._out
 
+    def boot(self) -> list[act.Action]:
+        """What the phone shows before anything happens: its lamps' first states."""
+        self._out = []
+        self._update_leds()
+        return self._out
+
     def get_timer(self) -> float | None:
         return min(self._timers.values()) if self._timers else None
 

@@ -73,6 +73,7 @@ class PhoneRuntime:
         self._placed: pe.CallPlaced | pe.CallFailed | None = None
         self._pumping = False
         self._closed = False
+        self._booted = False
         self.last_dtmf_method: act.DtmfMethod | None = None  # how the last digits went out
         self._failures: list[str] | None = None  # what went wrong carrying out a command
         self.screen: Screen | None = None
@@ -120,6 +121,9 @@ class PhoneRuntime:
             self._pump()
 
     def start(self) -> None:
+        if not self._booted:
+            self._booted = True
+            self._execute(self.controller.boot())
         self.endpoint.register(self._clock())
         self._pump()
 

@@ -447,6 +447,9 @@ SCHEMA: Final[tuple[Section, ...]] = (
             Key("display", str, "The OLED: ssd1306 or sh1106 on I2C, none, or auto (ssd1306 "
                 "on a Pi, else none).", default="auto",
                 choices=("auto", "ssd1306", "sh1106", "none")),
+            Key("display_interface", str, "How the OLED is wired: I2C (GPIO 2/3), or SPI0 "
+                "(needs the keypad and function keys moved off GPIO 7-11).", default="i2c",
+                choices=("i2c", "spi")),
             Key("oled_i2c_address", int, "The OLED's I2C address (0x3C is 60).", default=60,
                 bounds=(3, 119)),
             Key("oled_i2c_bus", int, "The OLED's I2C bus (1: GPIO 2/3).", default=1,
@@ -711,6 +714,7 @@ def _pins(values: Iterable[int]) -> tuple[int, ...]:
 class HardwareConfig:
     gpio: str = "auto"
     display: str = "auto"
+    display_interface: str = "i2c"
     oled_i2c_address: int = 60
     oled_i2c_bus: int = 1
     ringer_kind: str = "pwm"

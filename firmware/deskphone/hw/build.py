@@ -48,8 +48,8 @@ def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]
         from .display import Display, open_device
 
         try:
-            device = open_device(display_kind, i2c_port=hw.oled_i2c_bus,
-                                 i2c_address=hw.oled_i2c_address)
+            device = open_device(display_kind, interface=hw.display_interface,
+                                 i2c_port=hw.oled_i2c_bus, i2c_address=hw.oled_i2c_address)
         except Exception as e:  # no panel on the bus: the phone works without a screen
             log.warning("no %s display at I2C 0x%02x: %s", display_kind, hw.oled_i2c_address,
                         e)

@@ -368,7 +368,9 @@ def test_dtmf_packets_do_not_count_as_jitter() -> None:
         stats = s.stats()
         events = list(s.events)  # type: ignore[attr-defined]
     assert [e["digit"] for e in events if e.get("event") == "dtmf"] == ["1"]
-    assert stats["jitter_ms"] < 2.0, stats
+    # one digit's packets counted as audio added ~15 ms; the far end's own sending is
+    # a thread of this test, and a loaded CI machine gave it 2.6 ms of jitter unaided
+    assert stats["jitter_ms"] < 6.0, stats
 
 
 def test_a_digit_whose_end_packets_were_lost_is_reported_all_the_same() -> None:

@@ -96,7 +96,14 @@ def test_the_phone_plays_packets_of_any_ptime_in_order(ptime: int) -> None:
             pkt = HEADER.pack(0x80, 0, 1000 + i, 50_000 + i * samples, 0xFEED)
             far.sendto(pkt + codes[i * samples:(i + 1) * samples], sock.getsockname())
         time.sleep(0.3 / SPEED)  # the buffer's delay plays out
+        # the stats are a snapshot taken twice a (media) second: wait for one that has
+        # seen the last packets (bounded), or a loaded machine reads one from before them
+        sent = len(codes) // samples
+        deadline = time.monotonic() + 2.0
         stats = s.stats()
+        while stats["rx_packets"] < sent - 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            stats = s.stats()
     finally:
         s.stop()
         sock.close()

@@ -41,7 +41,7 @@ from ..sdp import (
     make_offer,
 )
 from . import events as ev
-from .auth import Credentials, DigestClient
+from .auth import AuthError, Challenge, Credentials, DigestClient
 from .call import Call, CallState, Direction
 from .dialog import Dialog
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -107,6 +107,10 @@ class EndpointConfig:
     retry_base: float = 30.0  # registration retry back-off (RFC 5626 §4.5)
     retry_max: float = 1800.0
     nat_rewrite: bool = True  # re-register with the address the registrar saw
+    # whom we trust (issue: a desk phone on a hostile LAN)
+    accept_from: str = "any"  # "proxy": out-of-dialog requests only from the proxy's host
+    realm: str | None = None  # the account's digest realm; None: learnt from the registrar
+    allow_rfc2069: bool = False  # answer challenges without qop (offline-crackable)
 
 
 class PortSource(Protocol):
@@ -161,6 +165,9 @@ class Endpoint:
                                 contact=self._contact_uri(config.local.host, config.local.port),
                                 expires=config.expires)
         self._reg_creds: list[tuple[str, str]] = []
+        self._realm = config.realm  # the account's realm: configured, or the registrar's
+        self.dropped_requests = 0  # out-of-dialog requests from strangers (accept_from)
+        self._next_drop_warning = 0.0
         self._last_warning: str | None = None
 
     # ---------------------------------------------------------------- I/O side
@@ -426,10 +433,11 @@ class Endpoint:
             if code not in (401, 407):
                 return self._send_register(now, 0)
         if code in (401, 407):
-            creds = self._auth.answer(
-                [(n, v) for n, v in resp.headers
-                 if n in ("WWW-Authenticate", "Proxy-Authenticate")],
-                "REGISTER", str(self.config.registrar), b"", self._reg_creds)
+            challenges, refused = self._challenges(resp, self.config.proxy, learn=True)
+            if refused:
+                return self._register_failed(code, refused, now)
+            creds = self._auth.answer(challenges, "REGISTER", str(self.config.registrar),
+                                      b"", self._reg_creds)
             if creds is None:
                 return self._register_failed(code, "auth failed", now)
             return self._send_register(now, expires, creds)
@@ -521,10 +529,13 @@ class Endpoint:
             invite = call.invite
             sent = [(n, v) for n, v in invite.headers
                     if n in ("Authorization", "Proxy-Authorization")]
-            creds = self._auth.answer(
-                [(n, v) for n, v in resp.headers
-                 if n in ("WWW-Authenticate", "Proxy-Authenticate")],
-                "INVITE", str(invite.uri), invite.body, sent)
+            challenges, refused = self._challenges(resp, call.invite_addr, learn=True)
+            if refused:
+                self._warn(f"call {call.call_id}: {refused}", str(call.invite_addr))
+                self._end(call, refused, code)
+                return
+            creds = self._auth.answer(challenges, "INVITE", str(invite.uri), invite.body,
+                                      sent)
             if creds is None:
                 self._end(call, "auth failed", code)
                 return
@@ -748,6 +759,15 @@ class Endpoint:
         if method == "ACK":
             self._on_ack(req, now)
             return
+        if not req.to.tag and not self._trusted_source(source):
+            # a stranger's out-of-dialog request (a scan, a ghost call): no answer at all,
+            # so the phone reflects nothing and tells the scanner nothing
+            self.dropped_requests += 1
+            if now >= self._next_drop_warning:
+                self._next_drop_warning = now + 10.0
+                self._warn(f"{method} from a host that is not the proxy dropped "
+                           f"({self.dropped_requests} so far)", source)
+            return
         if method not in KNOWN_METHODS:
             self._reply(req, source, 501, now, extra=[("Allow", ALLOW)])
             return
@@ -767,6 +787,9 @@ class Endpoint:
             self._on_in_dialog(req, source, to_tag, now)
             return
         if method == "INVITE":
+            if not self._names_us(req.uri):
+                self._reply(req, source, 404, now)  # not a scan's lucky guess
+                return
             self._on_invite(req, source, now)
         elif method == "OPTIONS":
             self._reply(req, source, 200, now, extra=[
@@ -1109,6 +1132,50 @@ class Endpoint:
         transport = uri.param("transport")
         t = transport.lower() if transport else self.config.local.transport
         return Addr(t, uri.host_bare, uri.port or 5060)
+
+    def _challenges(self, resp: Response, sent_to: Addr | None, *,
+                    learn: bool) -> tuple[list[tuple[str, str]], str]:
+        """The challenges of a 401/407 we may answer, or why we answer none.
+
+        A digest response is an offline-crackable hash of the password over a nonce the
+        challenger chose, so it goes only to the configured outbound proxy (never to a
+        host a dialled URI named), only for the account's realm (configured, else the
+        first one the proxy asks for), and only with qop (RFC 2069's bare MD5 unless
+        allowed)."""
+        if self.config.proxy is None or sent_to != self.config.proxy:
+            return [], "auth refused: not our proxy"
+        parsed: list[tuple[tuple[str, str], Challenge]] = []
+        for name, value in resp.headers:
+            if name in ("WWW-Authenticate", "Proxy-Authenticate"):
+                try:
+                    parsed.append(((name, value), Challenge.parse(name, value)))
+                except AuthError:
+                    continue  # Basic, garbage: never answered
+        if not parsed:
+            return [], "auth failed"
+        if self._realm is None and learn:
+            self._realm = parsed[0][1].realm
+        ours = [(pair, c) for pair, c in parsed if c.realm == self._realm]
+        if not ours:
+            return [], "auth refused: foreign realm"
+        if not self.config.allow_rfc2069:
+            ours = [(pair, c) for pair, c in ours if c.qop]
+            if not ours:
+                return [], "auth refused: no qop (RFC 2069)"
+        return [pair for pair, _ in ours], ""
+
+    def _trusted_source(self, source: Addr) -> bool:
+        """``accept_from = "proxy"``: only the outbound proxy's host starts anything."""
+        if self.config.accept_from != "proxy":
+            return True
+        proxy = self.config.proxy
+        return proxy is not None and source.host == proxy.host
+
+    def _names_us(self, uri: Uri) -> bool:
+        """Is the Request-URI ours: our user, or our contact's (RFC 3261 §8.2.2.1)?"""
+        if not isinstance(uri, SipUri) or uri.user is None:
+            return False
+        return uri.user in (self.config.user, self.reg.contact.user)
 
     def _peer(self, call: Call) -> Addr | None:
         """The address the call's INVITE went to, or came from."""

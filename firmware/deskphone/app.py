@@ -76,6 +76,9 @@ def endpoint_config(cfg: PhoneConfig, local_host: str, local_port: int,
         expires=acc.register_expires,
         user_agent=cfg.sip.user_agent or f"deskphone/{__version__}",
         rtp_ports=(cfg.sip.rtp_port_min, cfg.sip.rtp_port_max),
+        accept_from=cfg.sip.accept_from or ("proxy" if acc.registrar else "any"),
+        realm=acc.realm or None,
+        allow_rfc2069=acc.allow_rfc2069,
     )
 
 
@@ -96,7 +99,8 @@ def phone_settings(cfg: PhoneConfig) -> PhoneSettings:
         from .phone.dialplan import DigitMap
 
         digit_map = DigitMap.parse(cfg.phone.digit_map)
-    return PhoneSettings(interdigit_timeout=float(cfg.phone.interdigit_timeout),
+    return PhoneSettings(ring_timeout=float(cfg.sip.ring_timeout),
+                         interdigit_timeout=float(cfg.phone.interdigit_timeout),
                          digit_map_timeout=float(cfg.phone.digit_map_timeout),
                          digit_map=digit_map)
 

@@ -355,6 +355,11 @@ SCHEMA: Final[tuple[Section, ...]] = (
                 "User name for digest auth, when it differs from user.",
                 default_from="user",
             ),
+            Key("realm", str, "The digest realm the account's password is for; empty: the "
+                "one the registrar first asks for. No other realm gets a digest answer.",
+                default=""),
+            Key("allow_rfc2069", bool, "Answer digest challenges without qop (RFC 2069): "
+                "old servers only; such answers are easy to crack offline.", default=False),
             Key(
                 "register_expires",
                 int,
@@ -390,6 +395,12 @@ SCHEMA: Final[tuple[Section, ...]] = (
                 default=16482,
                 bounds=(1025, 65535),
             ),
+            Key("accept_from", str, 'Who may start calls and other requests: "proxy" '
+                '(only the registrar\'s host) or "any" (a lab bench); empty: "proxy" when '
+                "a registrar is set, else \"any\".", default="",
+                choices=("", "proxy", "any")),
+            Key("ring_timeout", int, "Seconds an incoming call rings unanswered before it "
+                "is turned away (480).", default=60, bounds=(5, 600)),
             Key(
                 "symmetric_rtp",
                 bool,
@@ -649,6 +660,8 @@ class AccountConfig:
     transport: str = "udp"
     display_name: str = ""
     auth_user: str = ""  # empty means "same as user"; filled in on construction
+    realm: str = ""
+    allow_rfc2069: bool = False
     register_expires: int = 3600
     domain_host: str = field(init=False, repr=False, compare=False)
     domain_port: int | None = field(init=False, repr=False, compare=False)
@@ -667,6 +680,8 @@ class SipConfig:
     user_agent: str = f"deskphone/{__version__}"
     rtp_port_min: int = 16384
     rtp_port_max: int = 16482
+    accept_from: str = ""
+    ring_timeout: int = 60
     symmetric_rtp: bool = True
     listen_host: str = field(init=False, repr=False, compare=False)
     listen_port: int = field(init=False, repr=False, compare=False)

@@ -342,6 +342,78 @@ def test_console_listen_errors(listen: str) -> None:
     )
 
 
+# --- [console]: who may use the console ------------------------------------------------
+
+TOKEN = "0123456789abcdef0123"
+OPEN = (
+    "phone.toml: console.token: required when the console listens beyond this machine "
+    "({listen}): without it anyone who reaches the port can dial, answer and listen to the room"
+)
+
+
+def test_console_security_defaults() -> None:
+    console = parse_config(ACCOUNT).console
+    assert (console.token, console.max_clients, console.idle_timeout) == ("", 8, 600)
+    assert console.allow_direct_uris is True
+
+
+@pytest.mark.parametrize("listen", ["tcp:0.0.0.0:5099", "tcp:[::]:5099", "tcp:192.168.1.20:5099",
+                                    "tcp:[2001:db8::1]:5099"])
+def test_console_off_loopback_needs_a_token(listen: str) -> None:
+    assert error(f'{ACCOUNT}[console]\nlisten = "{listen}"\n') == OPEN.format(listen=listen)
+    config = parse_config(f'{ACCOUNT}[console]\nlisten = "{listen}"\ntoken = "{TOKEN}"\n')
+    assert config.console.token == TOKEN
+
+
+@pytest.mark.parametrize("listen", ["tcp:127.0.0.1:5099", "tcp:127.0.0.2:0", "tcp:[::1]:5099"])
+def test_console_on_loopback_needs_no_token(listen: str) -> None:
+    assert parse_config(f'{ACCOUNT}[console]\nlisten = "{listen}"\n').console.token == ""
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.255.0.9", True), ("::1", True), ("[::1]", True),
+     ("localhost", True), ("0.0.0.0", False), ("::", False), ("10.0.0.1", False),
+     ("::ffff:127.0.0.1", False), ("pbx.example.com", False), ("", False)],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    from deskphone.config.schema import is_loopback_host
+
+    assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("short", "must be at least 16 characters (e.g. the output of: openssl rand -hex 16)"),
+        ("two words 0123456789", "must be one word (no spaces): clients send it as auth <token>"),
+    ],
+)
+def test_console_token_shape_is_checked_without_showing_it(token: str, message: str) -> None:
+    assert error(f'{ACCOUNT}[console]\ntoken = "{token}"\n') == (
+        f"phone.toml: console.token: {message}")
+    assert error(f"{ACCOUNT}[console]\ntoken = 1234567890123456\n") == (
+        "phone.toml: console.token: expected a string, got an integer")
+
+
+def test_console_token_is_never_printed() -> None:
+    config = parse_config(f'{ACCOUNT}[console]\ntoken = "{TOKEN}"\n')
+    assert config.console.token == TOKEN
+    assert TOKEN not in repr(config)
+    assert next(s for s in SCHEMA if s.name == "console").key("token").secret
+
+
+def test_console_limits() -> None:
+    config = parse_config(f"{ACCOUNT}[console]\nmax_clients = 2\nidle_timeout = 0\n"
+                          "allow_direct_uris = false\n")
+    assert (config.console.max_clients, config.console.idle_timeout) == (2, 0)
+    assert config.console.allow_direct_uris is False
+    assert errors(f"{ACCOUNT}[console]\nmax_clients = 0\nidle_timeout = -1\n") == [
+        "phone.toml: console.max_clients: must be between 1 and 64, got 0",
+        "phone.toml: console.idle_timeout: must be between 0 and 86400, got -1",
+    ]
+
+
 def test_audio_and_log_choices() -> None:
     assert errors(f'{ACCOUNT}[audio]\nbackend = "pulse"\n[log]\nlevel = "loud"\n') == [
         'phone.toml: audio.backend: must be one of "null", "file", "alsa", got "pulse"',

@@ -213,6 +213,40 @@ def parse_console_listen(text: str) -> tuple[str, str]:
     return kind, address
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen address reaches only this machine (127.0.0.0/8, ::1, "localhost")."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
+
+
+CONSOLE_TOKEN_MIN: Final = 16
+"""Shortest console token: with a lock-out per address, too many guesses even for a botnet."""
+
+
+def _check_console(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    token = values.get("token")
+    if not isinstance(token, str):
+        return  # a bad value: already reported
+    # The token is secret: the messages below describe it, never show it.
+    if token and token.split() != [token]:
+        yield "token", "must be one word (no spaces): clients send it as auth <token>"
+    elif token and len(token) < CONSOLE_TOKEN_MIN:
+        yield "token", (f"must be at least {CONSOLE_TOKEN_MIN} characters "
+                        "(e.g. the output of: openssl rand -hex 16)")
+    listen = values.get("listen")
+    if token or not isinstance(listen, str):
+        return
+    host, _ = parse_ip_port(parse_console_listen(listen)[1])
+    if not is_loopback_host(host):
+        yield "token", (f"required when the console listens beyond this machine ({listen}): "
+                        "without it anyone who reaches the port can dial, answer and "
+                        "listen to the room")
+
+
 # --------------------------------------------------------------------------------------
 # The schema table
 
@@ -430,7 +464,17 @@ SCHEMA: Final[tuple[Section, ...]] = (
             ),
             Key("serial_baudrate", int, "The serial console's speed.", default=115200,
                 bounds=(1200, 4000000)),
+            Key("token", str, "Secret a TCP client sends first (auth <token>); required when "
+                "listen is not a loopback address; empty: none. The serial console is trusted "
+                "as local and needs none; never printed.", default="", secret=True),
+            Key("max_clients", int, "TCP clients at once; the next one is turned away.",
+                default=8, bounds=(1, 64)),
+            Key("idle_timeout", int, "Seconds a TCP client may send nothing before it is "
+                "closed; 0: never.", default=600, bounds=(0, 86400)),
+            Key("allow_direct_uris", bool, "Let dial call SIP URIs at hosts other than the "
+                "account's domain (false: numbers and the domain's URIs only).", default=True),
         ),
+        check=_check_console,
     ),
     Section(
         "phone",
@@ -699,6 +743,10 @@ class ConsoleConfig:
     listen: str = "tcp:127.0.0.1:5099"
     serial: str = ""
     serial_baudrate: int = 115200
+    token: str = field(default="", repr=False)
+    max_clients: int = 8
+    idle_timeout: int = 600
+    allow_direct_uris: bool = True
     kind: str = field(init=False, repr=False, compare=False)
     address: str = field(init=False, repr=False, compare=False)
     host: str = field(init=False, repr=False, compare=False)

@@ -67,6 +67,7 @@ from .transaction import (
 from .uri import Address, SipUri, Uri, parse_uri, valid_host
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
+ALLOWED = frozenset(m.strip() for m in ALLOW.split(","))
 ACCEPT = "application/sdp"
 KNOWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "NOTIFY",
                            "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "UPDATE",
@@ -152,13 +153,16 @@ class Endpoint:
         self._tu: dict[tuple[str, str], Callable[[Response | Timeout, float], None]] = {}
         self._server_tx: dict[tuple[str, str], ServerTransaction] = {}
         self._calls: dict[str, Call] = {}
+        self._awaiting_ack: dict[str, Call] = {}  # hung up after our 2xx: BYE on its ACK
         self._auth = DigestClient(
             Credentials(config.auth_user or config.user, config.password),
             lambda: self._hex(16))
-        dom_host, _, dom_port = config.domain.rpartition(":") if (
-            config.domain.count(":") == 1) else (config.domain, "", "")
-        self._domain_host = dom_host.lower()
-        self._domain_port = int(dom_port) if dom_port.isdigit() else None
+        try:  # one host:port parser: the URI's ("[::1]:5060" included)
+            domain = SipUri.parse(f"sip:{config.domain}")
+        except RemoteProtocolError as e:
+            raise LocalProtocolError(f"bad domain {config.domain!r}: {e}") from None
+        self._domain_host = domain.host.lower()
+        self._domain_port = domain.port
         self._aor = SipUri(host=self._domain_host, user=config.user, port=self._domain_port)
         self._from_tag_reg = self._hex(10)
         self.reg = Registration(call_id=self._hex(24) + "@deskphone",
@@ -167,6 +171,8 @@ class Endpoint:
         self._reg_creds: list[tuple[str, str]] = []
         self._realm = config.realm  # the account's realm: configured, or the registrar's
         self.dropped_requests = 0  # out-of-dialog requests from strangers (accept_from)
+        self.internal_errors = 0  # exceptions receive() caught: bugs, logged rate-limited
+        self._next_error_warning = 0.0
         self._next_drop_warning = 0.0
         self._last_warning: str | None = None
 
@@ -189,6 +195,14 @@ class Endpoint:
                 self._reply_raw(msg, source, e.status_hint, str(e))
             self._warn(f"{'request' if isinstance(msg, Request) else 'response'} "
                        f"dropped: {e}", source)
+        except Exception as e:  # our bug: no input may wedge a state machine or the loop
+            self.internal_errors += 1
+            if now >= self._next_error_warning:
+                self._next_error_warning = now + 10.0
+                self._warn(f"internal error on a {type(msg).__name__.lower()}: "
+                           f"{type(e).__name__}: {e} ({self.internal_errors} so far)", source)
+            if isinstance(msg, Request) and msg.method != "ACK":
+                self._reply_raw(msg, source, 500, "internal error")
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         out, self._out = self._out, []
@@ -297,7 +311,10 @@ class Endpoint:
         uri = self.target_uri(target)
         hop = self._next_hop_for(uri)  # before anything is held: it may refuse the target
         call_id = self._hex(24) + "@deskphone"
-        port = self._rtp_port()
+        try:
+            port = self._rtp_port()
+        except OSError as e:
+            raise LocalProtocolError(f"no RTP port: {e}") from None
         offer = make_offer(self.config.media, self._rtp_host, port, self._session_id(),
                            1)
         call = Call(call_id=call_id, direction=Direction.OUTGOING, remote=Address(uri),
@@ -370,7 +387,12 @@ class Endpoint:
             self._end(call, "cancelled", None)
         elif st is CallState.INCOMING:
             self.reject(now, 486, call.call_id)
-        elif st in (CallState.ANSWERED, CallState.CONNECTED):
+        elif st is CallState.ANSWERED:
+            # §15: no BYE before our 2xx is ACKed (or its transaction times out); the
+            # call is over for the person now, the BYE follows the ACK
+            self._awaiting_ack[call.call_id] = call
+            self._end(call, "local hangup", None)
+        elif st is CallState.CONNECTED:
             self._send_bye(call, now)
             self._end(call, "local hangup", None)
 
@@ -580,6 +602,19 @@ class Endpoint:
             dialog = Dialog.from_uac(invite, resp)
             self._ack_and_bye(dialog, now, call.invite_addr)
             return
+        if not resp.contacts:
+            # §12.1.2 needs the callee's Contact as the remote target: without one, ACK
+            # and BYE the Request-URI (the 2xx must still be ACKed, §13.2.2.4) and end
+            # the call rather than leave it ringing
+            resp = resp.with_headers(resp.headers.add("Contact", f"<{invite.uri}>"))
+            call.dialog = Dialog.from_uac(invite, resp)
+            ack, hop = call.dialog.new_request("ACK", self._via(), None, cseq=invite.cseq.seq)
+            call.ack, call.ack_addr = ack, self._addr_for_uri(hop, self._peer(call))
+            self._send(ack, call.ack_addr)
+            self._warn(f"call {call.call_id}: 2xx without Contact", str(call.invite_addr))
+            self._send_bye(call, now)
+            self._end(call, "bad answer (no Contact)", 502)
+            return
         dialog = Dialog.from_uac(invite, resp)
         call.dialog = dialog
         ack, hop = dialog.new_request("ACK", self._via(), None, cseq=invite.cseq.seq)
@@ -771,7 +806,7 @@ class Endpoint:
         if method not in KNOWN_METHODS:
             self._reply(req, source, 501, now, extra=[("Allow", ALLOW)])
             return
-        if method not in ALLOW:
+        if method not in ALLOWED:
             self._reply(req, source, 405, now, extra=[("Allow", ALLOW)])
             return
         required = [t.strip() for v in req.headers.get_all("Require") for t in v.split(",")]
@@ -817,7 +852,12 @@ class Endpoint:
         if req.body and req.content_type != "application/sdp":
             stx.respond(self._response(req, 415, extra=[("Accept", ACCEPT)]), now)
             return
-        port = self._rtp_port()
+        try:
+            port = self._rtp_port()
+        except OSError as e:  # every RTP port pair taken or unbindable: say so, stay up
+            stx.respond(self._response(req, 503, extra=[("Retry-After", "30")]), now)
+            self._warn(f"INVITE refused: {e}", str(source))
+            return
         offer: SessionDescription | None = None
         local_sdp: SessionDescription
         media: NegotiatedMedia | None = None
@@ -855,18 +895,27 @@ class Endpoint:
     def _on_cancel(self, req: Request, source: Addr, now: float) -> None:
         branch = req.top_via.branch or ""
         invite_tx = self._server_tx.get((branch, "INVITE"))
-        if invite_tx is None:
+        if invite_tx is None or not invite_tx.matches(req):  # §9.2: branch and sent-by
             self._reply(req, source, 481, now)
             return
-        self._reply(req, source, 200, now)
+        call = self._calls.get(invite_tx.request.call_id)
+        tag = call.local_tag if call is not None else self._hex(10)
+        # §9.2: the 200 to the CANCEL carries the To tag of our responses to the INVITE
+        stx = self._new_server_tx(req, source)
+        stx.respond(self._response(req, 200, to_tag=tag), now)
         if invite_tx.state is TxState.PROCEEDING:
-            call = self._calls.get(invite_tx.request.call_id)
-            tag = call.local_tag if call is not None else self._hex(10)
             invite_tx.respond(self._response(invite_tx.request, 487, to_tag=tag), now)
             if call is not None and call.invite_tx is invite_tx:
                 self._end(call, "cancelled", 487)
 
     def _on_ack(self, req: Request, now: float) -> None:
+        hung_up = self._awaiting_ack.get(req.call_id)
+        if hung_up is not None and hung_up.invite_tx is not None and (
+                req.to.tag or "") == hung_up.local_tag:
+            del self._awaiting_ack[req.call_id]
+            hung_up.invite_tx.acked()  # the 2xx stops; now the BYE may go (§15)
+            self._send_bye(hung_up, now)
+            return
         call = self._find_dialog_call(req)
         if call is None:
             return  # stray ACK: nothing to answer (§17.2.3)
@@ -889,6 +938,8 @@ class Endpoint:
             self._events.append(ev.CallConnected(call.call_id, call.media))
         elif call.reinvite_tx is not None:
             call.reinvite_tx = None
+            if req.body:  # the answer to our offer in the 2xx of an offerless re-INVITE
+                self._events.append(ev.CallUpdated(call.call_id, call.media))
 
     def _on_in_dialog(self, req: Request, source: Addr, to_tag: str, now: float) -> None:
         call = self._find_dialog_call(req)
@@ -943,11 +994,15 @@ class Endpoint:
                 call.remote_offer_in_ack = True
         except NoCommonCodec as e:
             stx.respond(self._response(req, 488, to_tag=call.local_tag,
-                                       extra=[("Warning", f'305 deskphone "{e}"')]), now)
+                                       extra=[("Warning",
+                                               f'305 deskphone "{_warning_text(str(e))}"')]),
+                       now)
             return
         except SdpError as e:
             stx.respond(self._response(req, 400, to_tag=call.local_tag, reason="Bad SDP",
-                                       extra=[("Warning", f'399 deskphone "{e}"')]), now)
+                                       extra=[("Warning",
+                                               f'399 deskphone "{_warning_text(str(e))}"')]),
+                       now)
             return
         call.local_sdp = local_sdp
         call.reinvite_tx = stx
@@ -958,6 +1013,11 @@ class Endpoint:
 
     def _server_timeout(self, stx: ServerTransaction, now: float) -> None:
         """Timer H/L: our final response was never ACKed (§13.3.1.4: then BYE)."""
+        hung_up = self._awaiting_ack.get(stx.request.call_id)
+        if hung_up is not None and hung_up.invite_tx is stx:
+            del self._awaiting_ack[stx.request.call_id]
+            self._send_bye(hung_up, now)  # §15: the transaction timed out; BYE anyway
+            return
         call = self._calls.get(stx.request.call_id)
         if call is None:
             return

@@ -9,12 +9,20 @@ and nothing a controller raises can stop the console: the worst is an error repl
 
 Adding a command means adding a ``Command`` to a table (see ``BUILTIN_COMMANDS``) and, if it
 needs the phone, a method to ``PhoneControl``.
+
+A network client is not trusted the way a serial terminal is: ``ConsoleSession`` stands in
+front of the table for each TCP connection. It closes a connection that speaks HTTP (a web
+page's cross-protocol POST) and, when a token is set, answers nothing but ``auth <token>``
+until the client has sent it.
 """
 
 from __future__ import annotations
 
+import enum
+import hmac
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -244,6 +252,118 @@ def event_line(event: Mapping[str, object]) -> bytes:
         return encode_line(event)
     except TypeError as exc:
         raise ValueError(f"event is not JSON: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------
+# One network client: HTTP rejection and the token
+
+AUTH_REQUIRED: Final = "auth required"
+MAX_AUTH_FAILURES: Final = 3
+
+# RFC 9110 §9 methods and HTTP/2's preface; upper case only (methods are case-sensitive),
+# so a future lower-case console command such as "get" is never mistaken for one.
+_HTTP_METHODS: Final = frozenset(
+    b"GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH PRI".split())
+# RFC 9112 §3: request-line = method SP request-target SP HTTP-version
+_HTTP_VERSION: Final = re.compile(rb"[ \t]HTTP/\d(?:\.\d)?\Z")
+# RFC 9112 §5: field-line = field-name ":" OWS field-value (a token, then the colon)
+_HTTP_FIELD: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:(?:[ \t]|\Z)")
+
+
+def looks_like_http(line: bytes) -> bool:
+    """Whether a line is an HTTP request line or header field: never a console command.
+
+    A web page can make a browser POST to the console's port, and a line protocol would
+    run the body's lines as commands; the request line or the Host field comes first.
+    """
+    words = line.split(maxsplit=1)
+    if not words:
+        return False
+    return (words[0] in _HTTP_METHODS or _HTTP_VERSION.search(line) is not None
+            or _HTTP_FIELD.match(line) is not None)
+
+
+class Close(enum.Enum):
+    """Why a session wants its connection closed."""
+
+    HTTP = "http"  # close without a word: a browser gets nothing to read
+    AUTH_FAILED = "auth failed"  # after the reply that says so
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a front end does with one line: send ``reply`` (if any), then close (if asked)."""
+
+    reply: dict[str, object] | None
+    close: Close | None = None
+
+
+class ConsoleSession:
+    """One network client's view of the console: sans-I/O, fed lines, returns Verdicts.
+
+    Until the client's first known command (or ``auth``), a line that looks like HTTP
+    closes the connection. With a token, every line but ``auth <token>`` gets "auth
+    required" until the token has been sent, and the front end sends no events to the
+    client meanwhile; ``max_failures`` wrong tokens close the connection. Tokens are
+    compared in constant time. Without a token, ``auth`` is accepted and does nothing, so
+    one script serves phones with and without one.
+    """
+
+    def __init__(
+        self,
+        commands: ConsoleCommands,
+        token: str | None = None,
+        *,
+        max_failures: int = MAX_AUTH_FAILURES,
+    ) -> None:
+        self._commands = commands
+        self._token = token.encode("utf-8") if token else None
+        self._max_failures = max_failures
+        self._authenticated = self._token is None
+        self._failures = 0
+        self._greeted = False  # sent a known command: a console client, not a browser
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the client may run commands and hear events."""
+        return self._authenticated
+
+    @property
+    def failures(self) -> int:
+        """Wrong tokens sent so far on this connection."""
+        return self._failures
+
+    def handle(self, line: bytes | LineTooLong) -> Verdict:
+        """The verdict on one line as it came off the wire (see LineSplitter)."""
+        if isinstance(line, bytes):
+            if not self._greeted and looks_like_http(line):
+                return Verdict(None, Close.HTTP)
+            words = line.split()
+            if not words:
+                return Verdict(None)
+            name = words[0].decode("utf-8", "replace")
+            if name == "auth" or name in self._commands.table:
+                self._greeted = True
+            if name == "auth":
+                return self._auth(words[1:])
+        if not self._authenticated:
+            return Verdict(_error(AUTH_REQUIRED))
+        return Verdict(self._commands.handle_bytes(line))
+
+    def _auth(self, args: Sequence[bytes]) -> Verdict:
+        if self._token is None:
+            return Verdict({"ok": True})
+        if len(args) != 1:
+            return Verdict(_error(f"auth: expected 1 argument, got {len(args)}"
+                                  " (usage: auth <token>)"))
+        if hmac.compare_digest(args[0], self._token):
+            self._authenticated = True
+            return Verdict({"ok": True})
+        self._failures += 1
+        if self._failures >= self._max_failures:
+            return Verdict(_error(f"wrong token ({self._failures} tries); closing"),
+                           Close.AUTH_FAILED)
+        return Verdict(_error("wrong token"))
 
 
 # --------------------------------------------------------------------------------------

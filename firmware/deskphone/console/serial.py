@@ -24,6 +24,10 @@ A person at a terminal ends lines with CR (minicom, screen), a script with LF or
 ``TerminalSplitter`` takes all three, and replies end in CRLF so a terminal shows them as
 lines. There is no echo. ``loop://`` is refused: it would feed every reply back in as a
 command, forever.
+
+The serial console is trusted as local, like the keypad: whoever holds the other end of
+the wire holds the phone. It asks for no token and every line it gets is a command. Give
+``socket://HOST:PORT`` only a host you trust: whoever serves that address is the terminal.
 """
 
 from __future__ import annotations

@@ -184,3 +184,49 @@ def test_the_answer_in_the_ack_of_an_offerless_reinvite_reaches_the_media() -> N
     updated = [e for e in drain_events(p.a.ep) if isinstance(e, ev.CallUpdated)]
     assert len(updated) == 1 and updated[0].media is not None
     assert updated[0].media.remote_port == 4100
+
+
+def test_dtmf_by_info_goes_one_digit_at_a_time() -> None:
+    """A burst of INFOs reached a far end reordered through a multi-worker proxy (132#
+    for 123#): the next digit leaves only after the last one's final response."""
+    p = EndpointPair()
+    call_id = p.connect()
+    p.wire.clear()
+    p.a.ep.send_dtmf_info(p.now, "123#", call_id)
+    [(data, _)] = p.a.ep.datagrams_to_send(p.now)  # one INFO out, the rest wait
+    p.b.ep.receive(data, p.a.addr, p.now)
+    p.pump()  # B's 200 comes back; the next digit waits out the gap
+    assert [m.method for _, m in p.wire if isinstance(m, Request)] == []
+    p.advance(1.0)
+    flow = [("INFO", m.body.decode().split("\r\n")[0]) if isinstance(m, Request)
+            else (m.status, m.cseq.method) for _, m in p.wire]
+    assert flow == [(200, "INFO"), ("INFO", "Signal=2"), (200, "INFO"),
+                    ("INFO", "Signal=3"), (200, "INFO"), ("INFO", "Signal=#"), (200, "INFO")]
+    assert [e.digit for e in p.b.of(ev.DtmfReceived)] == ["1", "2", "3", "#"]
+
+
+def test_a_registrar_answer_with_a_huge_number_leaves_registering_with_a_retry() -> None:
+    """A 200 whose Expires has 5,000 digits used to leave the registration in
+    REGISTERING for good (int() raised inside the transaction user)."""
+    from sipfakes import REGISTRAR
+
+    from deskphone.sip.registration import RegState
+
+    ep = endpoint("1001", "127.0.0.1")
+    ep.register(0.0)
+    [(raw, _)] = ep.datagrams_to_send(0.0)
+    req = parse_message(raw)
+    assert isinstance(req, Request)
+    h = req.headers
+    headers = [("Via", h.get("Via") or ""), ("From", h.get("From") or ""),
+               ("To", (h.get("To") or "") + ";tag=r"), ("Call-ID", req.call_id),
+               ("CSeq", h.get("CSeq") or ""), ("Expires", "9" * 5000)]
+    ep.receive(bytes(Response(200, "OK", Headers(headers))), REGISTRAR, 0.0)
+    drain_events(ep)
+    # however the number is refused (by the parser, or the registration's own reading),
+    # the registration fails and retries: at once, or when Timer F gives up on the REGISTER
+    t = 0.0
+    while ep.reg.state is RegState.REGISTERING and t < 40.0:
+        t = ep.get_timer() or 40.0
+        ep.handle_timer(t)
+    assert ep.reg.state is RegState.RETRY_WAIT and ep.reg.retry_at is not None

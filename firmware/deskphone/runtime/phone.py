@@ -354,9 +354,8 @@ class PhoneRuntime:
             self.last_dtmf_method = act.DtmfMethod.RFC4733
             return
         self.last_dtmf_method = act.DtmfMethod.INFO
-        for d in a.digits:  # the far end takes no telephone-events: SIP INFO per digit
-            self.endpoint.send_info(self._clock(), "application/dtmf-relay",
-                                    f"Signal={d}\r\nDuration=160\r\n".encode(), a.call_id)
+        # the far end takes no telephone-events: SIP INFO, one digit at a time
+        self.endpoint.send_dtmf_info(self._clock(), a.digits, a.call_id)
 
 
 def redact(data: bytes) -> str:

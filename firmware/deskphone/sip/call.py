@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..sdp import NegotiatedMedia, SessionDescription
@@ -53,7 +54,10 @@ class Call:
     reinvite_out: Request | None = None  # our own re-INVITE in flight
     reinvite_offer: SessionDescription | None = None
     remote_offer_in_ack: bool = False
-    timers: dict[str, float] = field(default_factory=dict)
+    # DTMF by SIP INFO, one digit at a time: (digit, duration ms, gap ms) still to send
+    info_digits: deque[tuple[str, int, int]] = field(default_factory=deque)
+    info_busy: bool = False  # an INFO is out, its final response not in
+    info_next_at: float | None = None  # when the next digit leaves (the gap after one)
 
     @property
     def live(self) -> bool:

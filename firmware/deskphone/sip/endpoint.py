@@ -218,9 +218,13 @@ class Endpoint:
             times.append(self.reg.refresh_at)
         if self.reg.retry_at is not None:
             times.append(self.reg.retry_at)
+        times += [c.info_next_at for c in self._calls.values() if c.info_next_at is not None]
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
+        for call in list(self._calls.values()):
+            if call.info_next_at is not None and call.info_next_at <= now:
+                self._next_info_digit(call, now)
         for key, ctx in list(self._client_tx.items()):
             d = ctx.deadline()
             if d is not None and d <= now:
@@ -436,7 +440,11 @@ class Endpoint:
         assert self.config.registrar is not None and self.config.proxy is not None
         req = Request("REGISTER", self.config.registrar, Headers(headers))
         def tu(resp: Response | Timeout, t: float) -> None:
-            self._on_register_response(resp, t, expires)
+            try:
+                self._on_register_response(resp, t, expires)
+            except Exception as e:  # whatever the registrar sent: never stuck REGISTERING
+                self._register_failed(None, f"bad response from registrar: "
+                                            f"{type(e).__name__}", t)
 
         self._start_client_tx(req, self.config.proxy, now, tu)
 
@@ -759,6 +767,36 @@ class Endpoint:
         if call.state is not CallState.CONNECTED:
             raise LocalProtocolError(f"call is {call.state.value}, not connected")
         self._in_dialog(call, "INFO", now, [("Content-Type", content_type)], body)
+
+    def send_dtmf_info(self, now: float, digits: str, call_id: str | None = None, *,
+                       duration_ms: int = 160, gap_ms: int = 80) -> None:
+        """DTMF as SIP INFO (application/dtmf-relay), one digit at a time: the next
+        INFO leaves ``gap_ms`` after the previous one's final response, so a proxy with
+        parallel workers cannot reorder them (123# arrived as 132# at a far end once)."""
+        call = self.call(call_id)
+        if call.state is not CallState.CONNECTED:
+            raise LocalProtocolError(f"call is {call.state.value}, not connected")
+        call.info_digits.extend((d, duration_ms, gap_ms) for d in digits)
+        if not call.info_busy and call.info_next_at is None:
+            self._next_info_digit(call, now)
+
+    def _next_info_digit(self, call: Call, now: float) -> None:
+        call.info_next_at = None
+        if not call.info_digits or not call.live or call.state is not CallState.CONNECTED:
+            call.info_digits.clear()
+            return
+        digit, duration, gap = call.info_digits.popleft()
+        call.info_busy = True
+
+        def done(resp: Response | Timeout, t: float) -> None:
+            if isinstance(resp, Response) and resp.status < 200:
+                return
+            call.info_busy = False
+            if call.info_digits:
+                call.info_next_at = t + gap / 1000
+
+        self._in_dialog(call, "INFO", now, [("Content-Type", "application/dtmf-relay")],
+                        f"Signal={digit}\r\nDuration={duration}\r\n".encode(), done)
 
     def ping(self, now: float, call_id: str | None = None) -> None:
         """OPTIONS inside the call: is the far end still there? (RFC 3261 §11)."""

@@ -44,12 +44,14 @@ def test_call_answer_and_hang_up_from_the_caller() -> None:
 def test_callee_hangs_up_with_bye_in_the_dialog() -> None:
     p = EndpointPair()
     call_id = p.connect()
+    b_tag, a_tag = p.b.ep.call(call_id).local_tag, p.a.ep.call(call_id).local_tag
     p.b.ep.hangup(p.now)
     p.pump()
     bye = p.a.requests("BYE")[0]
     # §12.2.1.1: the BYE goes to the caller's Contact, tags swapped, CSeq new
     assert str(bye.uri) == "sip:1001@127.0.0.1:5060"
-    assert bye.from_.tag == p.b.ep.calls[0].local_tag if p.b.ep.calls else True
+    assert (bye.from_.tag, bye.to.tag) == (b_tag, a_tag)
+    assert bye.cseq.method == "BYE" and bye.call_id == call_id
     assert p.a.of(ev.CallEnded) == [ev.CallEnded(call_id, "remote hangup", None)]
 
 

@@ -174,7 +174,6 @@ class Endpoint:
         self.internal_errors = 0  # exceptions receive() caught: bugs, logged rate-limited
         self._next_error_warning = 0.0
         self._next_drop_warning = 0.0
-        self._last_warning: str | None = None
 
     # ---------------------------------------------------------------- I/O side
 

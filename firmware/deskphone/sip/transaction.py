@@ -28,7 +28,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .message import Headers, Request, Response, Via
+from .message import Headers, Request, Response
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +303,3 @@ def ack_for(invite: Request, response: Response) -> Request:
     ]
     return Request("ACK", invite.uri, Headers(headers))
 
-
-def is_rfc3261_branch(via: Via) -> bool:
-    return (via.branch or "").startswith("z9hG4bK")

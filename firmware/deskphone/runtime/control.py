@@ -2,6 +2,10 @@
 
 Commands that act go through the phone controller as events, exactly as a key or the
 hook would: the console drives the same state machine a person does.
+
+With ``allow_direct_uris`` off, ``dial`` calls only numbers and URIs at the account's
+domain (``[console] allow_direct_uris``): whoever gets at the console cannot make the phone
+call, or open SIP/TCP to, a host of their choosing.
 """
 
 from __future__ import annotations
@@ -9,12 +13,40 @@ from __future__ import annotations
 from ..console import CommandError
 from ..phone import events as pe
 from ..phone.controller import PhoneError
+from ..sip.errors import LocalProtocolError
+from ..sip.uri import SipUri
 from .phone import PhoneRuntime
+
+DIRECT_OFF = "direct SIP URIs are off (console.allow_direct_uris = false): "
+
+
+def direct_uri_refusal(uri: SipUri, home: SipUri, transport: str) -> str | None:
+    """Why ``uri`` may not be dialled with direct URIs off, or None if it may.
+
+    ``uri`` is what the endpoint would call (``Endpoint.target_uri``: a number becomes a
+    URI at the domain); ``home`` is the account's AoR, whose host and port are the domain,
+    as the endpoint routes them (no port, or the domain's, goes through the proxy);
+    ``transport`` is the account's. Pure: no I/O.
+    """
+    domain = home.host + (f":{home.port}" if home.port is not None else "")
+    if uri.host != home.host:
+        return f"{DIRECT_OFF}{uri} is not at the account's domain {domain}"
+    if uri.port not in (None, home.port):
+        return f"{DIRECT_OFF}{uri} names port {uri.port}; the account's domain is {domain}"
+    if uri.param("maddr") is not None:  # RFC 3261 §19.1.1: maddr overrides the host
+        return f"{DIRECT_OFF}{uri} has maddr, which sends the call to another host"
+    asked = uri.param("transport")
+    if asked is not None and asked.lower() != transport.lower():
+        return f"{DIRECT_OFF}{uri} asks for transport={asked}; the account uses {transport}"
+    if uri.headers:
+        return f"{DIRECT_OFF}{uri} carries headers"
+    return None
 
 
 class RuntimeControl:
-    def __init__(self, runtime: PhoneRuntime) -> None:
+    def __init__(self, runtime: PhoneRuntime, *, allow_direct_uris: bool = True) -> None:
         self.rt = runtime
+        self.allow_direct_uris = allow_direct_uris
 
     def _command(self, event: object) -> None:
         try:
@@ -42,8 +74,20 @@ class RuntimeControl:
         }
 
     def dial(self, target: str) -> dict[str, object]:
+        if not self.allow_direct_uris:
+            self._check_direct(target)
         self._command(pe.DialCommand(target))
         return self._placed()
+
+    def _check_direct(self, target: str) -> None:
+        ep = self.rt.endpoint
+        try:
+            uri = ep.target_uri(target)
+        except LocalProtocolError:
+            return  # not a URI at all: dialling it fails with the parser's reason
+        refusal = direct_uri_refusal(uri, SipUri.parse(ep.aor), ep.config.local.transport)
+        if refusal is not None:
+            raise CommandError(refusal)
 
     def redial(self) -> dict[str, object]:
         self._command(pe.RedialCommand())

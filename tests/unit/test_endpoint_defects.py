@@ -230,3 +230,21 @@ def test_a_registrar_answer_with_a_huge_number_leaves_registering_with_a_retry()
         t = ep.get_timer() or 40.0
         ep.handle_timer(t)
     assert ep.reg.state is RegState.RETRY_WAIT and ep.reg.retry_at is not None
+
+
+def test_both_sides_on_hold_is_inactive_not_recvonly() -> None:
+    """RFC 3264 §8.4: we hold (sendonly); the far end holds us too (sendonly): our answer
+    is inactive. recvonly let the holding phone take the held party's audio."""
+    from deskphone.sdp import Direction
+
+    p = EndpointPair()
+    call_id = p.connect()
+    p.a.ep.hold(p.now, True, call_id)
+    p.pump()
+    assert p.a.ep.call(call_id).media.direction is Direction.SENDONLY  # type: ignore[union-attr]
+    p.b.ep.hold(p.now, True, call_id)  # B holds A in turn
+    p.pump()
+    assert p.a.ep.call(call_id).media.direction is Direction.INACTIVE  # type: ignore[union-attr]
+    p.b.ep.hold(p.now, False, call_id)  # B resumes; A still holds: A sends only
+    p.pump()
+    assert p.a.ep.call(call_id).media.direction is Direction.SENDONLY  # type: ignore[union-attr]

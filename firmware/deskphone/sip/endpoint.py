@@ -1021,9 +1021,11 @@ class Endpoint:
         try:
             if req.body:
                 offer = SessionDescription.parse(req.body)
+                # RFC 3264 §8.4: while we hold, our answer keeps us not receiving (a
+                # far end holding us too gets inactive, not recvonly)
                 local_sdp, media = make_answer(offer, self.config.media, self._rtp_host,
                                                call.local_port, self._session_id(call),
-                                               version)
+                                               version, hold=self._we_hold(call))
                 call.remote_sdp, call.media = offer, media
             else:
                 local_sdp = make_offer(self.config.media, self._rtp_host, call.local_port,
@@ -1260,6 +1262,16 @@ class Endpoint:
             if not ours:
                 return [], "auth refused: no qop (RFC 2069)"
         return [pair for pair, _ in ours], ""
+
+    @staticmethod
+    def _we_hold(call: Call) -> bool:
+        """Our SDP says we do not receive: our own hold offer (sendonly), or inactive."""
+        sd = call.local_sdp
+        if sd is None:
+            return False
+        audio = [m for m in sd.media if m.media == "audio" and m.port != 0]
+        return bool(audio) and sd.media_direction(audio[0]) in (SdpDirection.SENDONLY,
+                                                                SdpDirection.INACTIVE)
 
     def _trusted_source(self, source: Addr) -> bool:
         """``accept_from = "proxy"``: only the outbound proxy's host starts anything."""

@@ -216,10 +216,15 @@ class Phone:
             address=local_host, ringtone=a.ringtone)
         # the consoles listen before the first REGISTER goes out (a client that
         # connects at start-up sees the ``registered`` event)
-        commands = ConsoleCommands(RuntimeControl(self.runtime),
+        control = RuntimeControl(self.runtime,
+                                 allow_direct_uris=cfg.console.allow_direct_uris)
+        commands = ConsoleCommands(control,
                                    {**BUILTIN_COMMANDS, **CALL_COMMANDS, **PHONE_COMMANDS})
         if cfg.console.kind == "tcp":
-            server = ConsoleServer(commands, cfg.console.host, cfg.console.port)
+            server = ConsoleServer(commands, cfg.console.host, cfg.console.port,
+                                   token=cfg.console.token or None,
+                                   max_clients=cfg.console.max_clients,
+                                   idle_timeout=cfg.console.idle_timeout)
             await server.start()
             self.consoles.append(server)
             log.info("console listening on tcp:%s:%d", cfg.console.host, server.port)

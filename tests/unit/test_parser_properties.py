@@ -185,10 +185,17 @@ def test_serialise_parse_is_stable(data: bytes) -> None:
 def exercise(m: Message) -> None:
     """Read everything a caller might; only RemoteProtocolError may come out."""
     accessors = ["vias", "top_via", "from_", "to", "call_id", "cseq", "contacts",
-                 "content_type"]
+                 "content_type", "expires", "min_expires", "retry_after", "max_forwards",
+                 "rseq"]
     for name in accessors:
         with suppress(RemoteProtocolError):
             getattr(m, name)
+    with suppress(RemoteProtocolError):
+        for v in m.vias:
+            v.rport  # noqa: B018
+    with suppress(RemoteProtocolError):
+        for c in m.contacts:
+            c.expires  # noqa: B018
     for name in ("Route", "Record-Route", "Contact", "To"):
         with suppress(RemoteProtocolError):
             for a in m.addresses(name):
@@ -229,13 +236,17 @@ def test_fuzz_sip_shaped_bytes(data: bytes) -> None:
     parse_or_reject(data)
 
 
-# numbers that break naive code: signs, overflow, and digits str.isdigit() likes but int() not
+# numbers that break naive code: signs, overflow, digits str.isdigit() likes but
+# int() not ('²'), or int() too ('٣'), and more digits than int() converts (4,300)
 NUMBERS = [b"", b"0", b"-1", b"+1", b"00", b"65536", b"4294967296", b"99999999999999999999999",
-           b"1.5", b" 1", b"\xc2\xb2", b"\xef\xbc\x95", b"\xd9\xa3", b"1\xc2\xb2"]
+           b"1.5", b" 1", b"\xc2\xb2", b"\xef\xbc\x95", b"\xd9\xa3", b"1\xc2\xb2",
+           b"9" * 4301, b"0" * 5000 + b"1", b"+" + b"9" * 5000]
 
 NUMBER_FIELDS = [re.compile(p) for p in (
     rb"(Content-Length: *)[0-9]+", rb"(CSeq: *)[0-9]+", rb"(^SIP/2.0 )[0-9]+",
-    rb"(sip:[^;>\s]*:)[0-9]+", rb"(SIP/2.0/[A-Z]+ [^;:\s]+:)[0-9]+", rb"(expires=)[0-9]+")]
+    rb"(sip:[^;>\s]*:)[0-9]+", rb"(SIP/2.0/[A-Z]+ [^;:\s]+:)[0-9]+", rb"(expires=)[0-9]+",
+    rb"(rport=)[0-9]+", rb"(Max-Forwards: *)[0-9]+", rb"(Expires: *)[0-9]+",
+    rb"(Min-Expires: *)[0-9]+", rb"(Retry-After: *)[0-9]+", rb"(RSeq: *)[0-9]+")]
 
 
 @st.composite

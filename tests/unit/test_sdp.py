@@ -480,8 +480,8 @@ HEAD = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\n"
             HEAD + "m=audio\r\n",
             "SDP line 5: expected 'm=<media> <port> <proto> <fmt> ...', got 'm=audio'",
         ),
-        (HEAD + "m=audio 65536 RTP/AVP 0\r\n", "SDP line 5: bad port in m= line: '65536'"),
-        (HEAD + "m=audio five RTP/AVP 0\r\n", "SDP line 5: bad port in m= line: 'five'"),
+        (HEAD + "m=audio 65536 RTP/AVP 0\r\n", "SDP line 5: m= port is not in 0-65535: '65536'"),
+        (HEAD + "m=audio five RTP/AVP 0\r\n", "SDP line 5: m= port is not a number: 'five'"),
         (
             HEAD + "m=audio 5004 RTP/AVP 96\r\na=rtpmap:96 opus\r\n",
             (
@@ -541,7 +541,7 @@ def codecs_for(draw: st.DrawFn, pt: int) -> Codec:
     return Codec(
         pt,
         draw(TOKEN),
-        draw(st.integers(0, 10**6)),
+        draw(st.integers(1, 10**6)),
         draw(st.integers(1, 8)),
         draw(st.none() | TEXT),
     )
@@ -576,7 +576,7 @@ def media_descriptions(draw: st.DrawFn) -> MediaDescription:
         rtcp_mux=draw(st.booleans()),
         rtcp_port=rtcp_port,
         rtcp_connection=draw(st.none() | connections()) if rtcp_port is not None else None,
-        port_count=draw(st.none() | st.integers(0, 16)),
+        port_count=draw(st.none() | st.integers(1, 16)),
         bandwidth=tuple(draw(st.lists(TEXT, max_size=2))),
         attributes=draw(attributes(MEDIA_RESERVED)),
         # i= first, the rest before the a= lines (RFC 4566 §5 order)

@@ -188,13 +188,60 @@ Attribute = tuple[str, str | None]  # a=name:value, or a=name (value None)
 Line = tuple[str, str]  # an unmodelled <type>=<value> line
 
 
+# Numbers, as (max digits, smallest, largest), bounded by length before int():
+# Python refuses to convert more than 4,300 digits (a ValueError that is no
+# SdpError) and the conversion is quadratic below that. Leading zeros are
+# legal (1*DIGIT) and do not count.
+SESSION_NUMBER = (20, 0, None)  # o= sess-id, sess-version (§5.2): 64-bit NTP times fit
+PORT = (5, 0, 65535)  # m= (0: a rejected stream, RFC 3264 §6), a=rtcp (RFC 3605)
+PORT_COUNT = (5, 1, 65535)  # m=<media> <port>/<number of ports>
+PAYLOAD_TYPE = (3, 0, 127)  # RFC 3550 §5.1: seven bits
+CLOCK_RATE = (10, 1, 2**32 - 1)  # a=rtpmap; RTP timestamps are 32 bits, and 0 divides
+CHANNELS = (3, 1, 255)  # a=rtpmap
+PTIME = (4, 0, None)  # a=ptime, a=maxptime in ms; 10 s per packet is no RTP stream
+Bounds = tuple[int, int, int | None]
+
+
+def _uint(text: str, bounds: Bounds) -> int | None:
+    """``text`` as a number within ``bounds`` (ASCII digits only), else None.
+
+    The one place SDP text becomes a number; ``_parse_uint`` is its strict form.
+    """
+    max_digits, low, high = bounds
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > max_digits:
+        return None
+    value = int(digits)
+    return value if value >= low and (high is None or value <= high) else None
+
+
+def _parse_uint(number: int, text: str, what: str, bounds: Bounds) -> int:
+    """``_uint`` for a number offer/answer needs: SdpError saying what is wrong."""
+    value = _uint(text, bounds)
+    if value is not None:
+        return value
+    max_digits, low, high = bounds
+    if not text.isascii() or not text.isdigit():
+        raise SdpError(f"SDP line {number}: {what} is not a number: {_shown(text)}")
+    digits = text.lstrip("0")
+    if len(digits) > max_digits:
+        raise SdpError(
+            f"SDP line {number}: {what} has {len(digits)} digits (at most {max_digits})")
+    raise SdpError(f"SDP line {number}: {what} is not in {low}-{high}: {text!r}")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` for an error message: its repr, cut to ``limit`` characters."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def _payload_type(fmt: str) -> int | None:
     """The RTP payload type an m= format names, or None if it names none."""
-    if fmt.isascii() and fmt.isdigit():
-        pt = int(fmt)
-        if pt <= 127:
-            return pt
-    return None
+    return _uint(fmt, PAYLOAD_TYPE)
 
 
 def _numeric_formats(formats: Iterable[str]) -> list[int]:
@@ -389,19 +436,6 @@ def _attribute_lines(attributes: Iterable[Attribute]) -> list[str]:
     return [f"a={n}" if v is None else f"a={n}:{v}" for n, v in attributes]
 
 
-def _uint(value: str | None) -> int | None:
-    """A non-negative decimal number, surrounding blanks allowed."""
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
-def _port(value: str) -> int | None:
-    port = _uint(value)
-    return port if port is not None and port <= 65535 else None
-
-
 def _sorted_extras(
     extras: list[Line], order: str, slot_of: Callable[[str], str]
 ) -> tuple[Line, ...]:
@@ -424,11 +458,8 @@ def _parse_origin(number: int, value: str) -> Origin:
             f"<nettype> <addrtype> <address>', got {'o=' + value!r}"
         )
     username, sid, sversion, nettype, addrtype, address = fields
-    session_id, session_version = _uint(sid), _uint(sversion)
-    if session_id is None:
-        raise SdpError(f"SDP line {number}: o= session id is not a number: {sid!r}")
-    if session_version is None:
-        raise SdpError(f"SDP line {number}: o= session version is not a number: {sversion!r}")
+    session_id = _parse_uint(number, sid, "o= session id", SESSION_NUMBER)
+    session_version = _parse_uint(number, sversion, "o= session version", SESSION_NUMBER)
     return Origin(username, session_id, session_version, nettype, addrtype, address)
 
 
@@ -494,8 +525,8 @@ def _parse_session(lines: list[_Parsed], media_sections: list[list[_Parsed]]) ->
     )
 
 
+# the numbers' text, any length: _parse_uint bounds them
 _RTPMAP = re.compile(r"\s*([0-9]+)\s+([^/\s]+)/([0-9]+)(?:/([0-9]+))?\s*", re.ASCII)
-_PORT = re.compile(r"([0-9]+)(?:/([0-9]+))?", re.ASCII)
 
 
 def _parse_m_line(number: int, value: str) -> tuple[str, int, int | None, str, tuple[str, ...]]:
@@ -506,12 +537,10 @@ def _parse_m_line(number: int, value: str) -> tuple[str, int, int | None, str, t
             f"got {'m=' + value!r}"
         )
     media, port_field, proto, *formats = fields
-    match = _PORT.fullmatch(port_field)
-    if match is None or int(match.group(1)) > 65535:
-        raise SdpError(f"SDP line {number}: bad port in m= line: {port_field!r}")
-    count = match.group(2)
-    port_count = int(count) if count is not None else None
-    return media, int(match.group(1)), port_count, proto, tuple(formats)
+    port_text, slash, count = port_field.partition("/")
+    port = _parse_uint(number, port_text, "m= port", PORT)
+    port_count = _parse_uint(number, count, "m= port count", PORT_COUNT) if slash else None
+    return media, port, port_count, proto, tuple(formats)
 
 
 def _parse_media(lines: list[_Parsed]) -> MediaDescription:
@@ -548,9 +577,13 @@ def _parse_media(lines: list[_Parsed]) -> MediaDescription:
                 f"SDP line {number}: expected 'a=rtpmap:<payload type> <encoding>/<clock rate>"
                 f"[/<channels>]', got {'a=rtpmap:' + attr_value!r}"
             )
+        clock_rate = _parse_uint(number, match.group(3), "a=rtpmap clock rate", CLOCK_RATE)
         channels = match.group(4)
         rtpmaps[pt] = Codec(
-            pt, match.group(2), int(match.group(3)), int(channels) if channels else 1
+            pt,
+            match.group(2),
+            clock_rate,
+            _parse_uint(number, channels, "a=rtpmap channels", CHANNELS) if channels else 1,
         )
         used.add(index)
     static = STATIC_PAYLOAD_TYPES.get(media, {})
@@ -579,19 +612,21 @@ def _parse_media(lines: list[_Parsed]) -> MediaDescription:
         elif key in _DIRECTIONS and attr_value is None and direction is None:
             direction = _DIRECTIONS[key]
             continue
-        elif key == "ptime" and ptime is None and _uint(attr_value) is not None:
-            ptime = _uint(attr_value)
-            continue
-        elif key == "maxptime" and maxptime is None and _uint(attr_value) is not None:
-            maxptime = _uint(attr_value)
-            continue
+        elif key == "ptime" and ptime is None and attr_value is not None:
+            ptime = _uint(attr_value.strip(), PTIME)
+            if ptime is not None:
+                continue
+        elif key == "maxptime" and maxptime is None and attr_value is not None:
+            maxptime = _uint(attr_value.strip(), PTIME)
+            if maxptime is not None:
+                continue
         elif key == "rtcp-mux" and attr_value is None and not rtcp_mux:
             rtcp_mux = True
             continue
         elif key == "rtcp" and attr_value is not None and rtcp_port is None:
             # RFC 3605 §2.1: a=rtcp:<port> [<nettype> <addrtype> <address>]
             fields = attr_value.split()
-            port_value = _port(fields[0]) if fields else None
+            port_value = _uint(fields[0], PORT) if fields else None
             if port_value is not None and len(fields) in (1, 4):
                 rtcp_port = port_value
                 rtcp_connection = Connection(*fields[1:]) if len(fields) == 4 else None

@@ -34,7 +34,10 @@ from .uri import (
     get_param,
     is_digits,
     is_token,
+    parse_delta_seconds,
     parse_params,
+    parse_port,
+    parse_uint,
     parse_uri,
     set_param,
     split_outside_quotes,
@@ -43,6 +46,14 @@ from .uri import (
 
 SIP_VERSION = "SIP/2.0"
 MAX_MESSAGE = 65535  # RFC 3261 §18.1.1: the largest UDP datagram we accept
+# Numbers in headers, as (max digits, smallest, largest); uri.parse_uint says
+# why the length comes first. Ports and delta-seconds are in uri.py.
+CSEQ_NUMBER = (10, 0, 2**32 - 1)  # RFC 3261 §8.1.1.5: a 32-bit unsigned integer
+MAX_FORWARDS = (3, 0, 255)  # RFC 3261 §20.22
+RSEQ = (10, 1, 2**32 - 1)  # RFC 3262 §7.1: starts in 1..2**31-1, goes up by one
+# Content-Length: digits only; the message size (MAX_MESSAGE, the body we
+# have) bounds the value
+CONTENT_LENGTH_DIGITS = 10
 
 # RFC 3261 §7.3.3 compact forms, plus the ones later RFCs registered.
 COMPACT = {
@@ -225,7 +236,7 @@ class Via:
         transport, host, port_text, params = m.groups()
         port = None
         if port_text is not None:
-            port = int(port_text)
+            port = int(port_text)  # [0-9]{1,5}: the regex bounds it
             if not 0 < port <= 65535:
                 return cls._parse_full(text)  # for its error
         via = _new_object(Via)
@@ -269,6 +280,13 @@ class Via:
     def branch(self) -> str | None:
         return self.param("branch")
 
+    @property
+    def rport(self) -> int | None:
+        """RFC 3581 §4: the source port a server filled in; None when absent,
+        or empty (a request asking for it)."""
+        v = self.param("rport")
+        return parse_port(v, "Via rport") if v else None
+
     def with_param(self, name: str, value: str | None) -> Via:
         return replace(self, params=set_param(self.params, name, value))
 
@@ -296,10 +314,7 @@ def split_host_port(text: str, what: str) -> tuple[str, int | None]:
         raise RemoteProtocolError(f"{what}: bad host {host!r}")
     if port_text is None:
         return host.lower(), None
-    port_text = port_text.strip()
-    if not is_digits(port_text) or not 0 < int(port_text) <= 65535:
-        raise RemoteProtocolError(f"{what}: bad port {port_text!r}")
-    return host.lower(), int(port_text)
+    return host.lower(), parse_port(port_text.strip(), what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,9 +328,12 @@ class CSeq:
         if (len(parts) != 2 or not is_digits(parts[0])
                 or (parts[1] not in _COMMON_METHODS and not _METHOD_RE.match(parts[1]))):
             raise RemoteProtocolError(f"bad CSeq: {text!r}")
-        seq = int(parts[0])
-        if seq >= 2**32:  # RFC 3261 §8.1.1.5: a 32-bit unsigned integer
-            raise RemoteProtocolError(f"bad CSeq: {text!r} (number too large)")
+        seq_text = parts[0]
+        if len(seq_text) <= 9:  # the usual case: digits, and any 9 fit 32 bits
+            seq = int(seq_text)
+        else:
+            max_digits, low, high = CSEQ_NUMBER
+            seq = parse_uint(seq_text, max_digits, "CSeq number", low=low, high=high)
         c = _new_object(CSeq)
         _SET_CSEQ_SEQ(c, seq)
         _SET_CSEQ_METHOD(c, parts[1])
@@ -325,6 +343,8 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+# delta-seconds, then LWS and a comment or parameters, or nothing
+_RETRY_AFTER_RE = re.compile(r"([^\s(;]*)[ \t]*(?:[(;]|\Z)")
 _SET_CSEQ_SEQ = CSeq.__dict__["seq"].__set__
 _SET_CSEQ_METHOD = CSeq.__dict__["method"].__set__
 
@@ -395,6 +415,48 @@ class _Message:
     def content_type(self) -> str | None:
         v = self.headers.get("Content-Type")
         return v.split(";", 1)[0].strip().lower() if v else None
+
+    # Numeric headers: None when absent, RemoteProtocolError when malformed.
+
+    @property
+    def expires(self) -> int | None:
+        """Expires (RFC 3261 §20.19)."""
+        v = self.headers.get("Expires")
+        return None if v is None else parse_delta_seconds(v, "Expires")
+
+    @property
+    def min_expires(self) -> int | None:
+        """Min-Expires of a 423 (RFC 3261 §20.23)."""
+        v = self.headers.get("Min-Expires")
+        return None if v is None else parse_delta_seconds(v, "Min-Expires")
+
+    @property
+    def retry_after(self) -> int | None:
+        """The delta-seconds of Retry-After (RFC 3261 §20.33); the comment and
+        the parameters after it are not read."""
+        v = self.headers.get("Retry-After")
+        if v is None:
+            return None
+        m = _RETRY_AFTER_RE.match(v)
+        return parse_delta_seconds(v if m is None else m[1], "Retry-After")
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (RFC 3261 §20.22)."""
+        v = self.headers.get("Max-Forwards")
+        if v is None:
+            return None
+        max_digits, low, high = MAX_FORWARDS
+        return parse_uint(v, max_digits, "Max-Forwards", low=low, high=high)
+
+    @property
+    def rseq(self) -> int | None:
+        """RSeq of a reliable provisional response (RFC 3262 §7.1)."""
+        v = self.headers.get("RSeq")
+        if v is None:
+            return None
+        max_digits, low, high = RSEQ
+        return parse_uint(v, max_digits, "RSeq", low=low, high=high)
 
     def _serialise(self, start: str) -> bytes:
         lines = [start]
@@ -590,9 +652,10 @@ def parse_message(data: bytes, *, stream: bool = False) -> Message:
         if len(clens) > 1 and any(items[i][1] != clen_text for i in clens):
             # RFC 4475 mcl01: two lengths, no way to know the body's
             raise RemoteProtocolError("conflicting Content-Length headers")
-        if not (clen_text.isdigit() and clen_text.isascii()):  # not '²' or '５'
-            raise RemoteProtocolError(f"bad Content-Length: {clen_text!r}")
-        clen = int(clen_text)
+        if len(clen_text) <= 9 and clen_text.isascii() and clen_text.isdigit():
+            clen = int(clen_text)  # the usual case, in short
+        else:
+            clen = parse_uint(clen_text, CONTENT_LENGTH_DIGITS, "Content-Length")
         if clen > len(body):
             raise RemoteProtocolError(
                 f"Content-Length {clen} but only {len(body)} body bytes")
@@ -789,17 +852,17 @@ class StreamFramer:
         return len(self._buf)
 
 
-# Content-Length lines (any case, compact "l", LWS and folding before the value)
-_CLEN_RE = re.compile(rb"^(?:content-length|l)[ \t]*:\s*(\S*)", re.IGNORECASE | re.MULTILINE)
+# Content-Length lines (any case, compact "l", LWS and folding before the
+# value): the rest of the line, which must be the number parse_message reads
+_CLEN_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(?:\r?\n[ \t]+)*([^\r\n]*)",
+                      re.IGNORECASE | re.MULTILINE)
 
 
 def _stream_content_length(head: bytes) -> int:
-    found = set(_CLEN_RE.findall(head))
+    found = {v.strip(b" \t") for v in _CLEN_RE.findall(head)}
     if not found:
         raise RemoteProtocolError("missing Content-Length on a stream transport")
     if len(found) > 1:
         raise RemoteProtocolError("conflicting Content-Length headers")
-    value = found.pop()
-    if not value.isdigit():
-        raise RemoteProtocolError(f"bad Content-Length: {value.decode(errors='replace')!r}")
-    return int(value)
+    value = found.pop().decode(errors="replace")
+    return parse_uint(value, CONTENT_LENGTH_DIGITS, "Content-Length")

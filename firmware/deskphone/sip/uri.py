@@ -82,8 +82,58 @@ def is_token(text: str) -> bool:
 
 
 def is_digits(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also says yes to '²' and '５'."""
+    """ASCII digits only: ``str.isdigit`` also says yes to '²', '５' and '٣'."""
     return text.isascii() and text.isdigit()
+
+
+# Numbers on the wire (RFC 3261 §25.1: 1*DIGIT, no sign, no blanks), bounded by
+# length before int(): Python refuses to convert more than 4,300 digits (a
+# ValueError, not ours) and the conversion is quadratic below that. Leading
+# zeros are legal (RFC 4475 wsinv: "Max-Forwards: 0068") and do not count.
+# (max digits, smallest, largest) of each notion:
+PORT = (5, 1, 65535)
+DELTA_SECONDS = (10, 0, 2**32 - 1)  # RFC 3261 §20.19: 0 to (2**32)-1
+
+
+def parse_uint(text: str, max_digits: int, what: str, *, low: int = 0,
+               high: int | None = None) -> int:
+    """``text`` as a number: ASCII digits, at most ``max_digits`` of them after
+    any leading zeros, ``low`` to ``high``; anything else is a
+    RemoteProtocolError (400) naming ``what``.
+
+    The one place a SIP number is read. Callers strip the LWS their grammar
+    allows; '+1', ' 1', '²' (isdigit, but int() refuses it) and '٣' (isdigit,
+    and int() takes it) are refused here.
+    """
+    if not text.isascii() or not text.isdigit():
+        raise RemoteProtocolError(f"bad {what}: {shown(text)}")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > max_digits:
+        raise RemoteProtocolError(f"bad {what}: {len(digits)} digits (at most {max_digits})")
+    value = int(digits)
+    if value < low or (high is not None and value > high):
+        span = f"{low}-{high}" if high is not None else f"{low} or more"
+        raise RemoteProtocolError(f"bad {what}: {text!r} (not in {span})")
+    return value
+
+
+def parse_port(text: str, where: str) -> int:
+    """A port (1-65535) in a URI, a Via sent-by or an rport parameter."""
+    max_digits, low, high = PORT
+    return parse_uint(text, max_digits, f"port in {where}", low=low, high=high)
+
+
+def parse_delta_seconds(text: str, what: str) -> int:
+    """delta-seconds (RFC 3261 §25.1): Expires, Min-Expires, Retry-After, expires=."""
+    max_digits, low, high = DELTA_SECONDS
+    return parse_uint(text, max_digits, what, low=low, high=high)
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``text`` for an error message: its repr, cut to ``limit`` characters."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def valid_host(host: str) -> bool:
@@ -258,10 +308,7 @@ class SipUri:
             raise RemoteProtocolError(f"SIP URI {text!r}: bad host {host!r}")
         port: int | None = None
         if m["port"] is not None:
-            p = m["port"]
-            if not is_digits(p) or not 0 < int(p) <= 65535:
-                raise RemoteProtocolError(f"SIP URI {text!r}: bad port {p!r}")
-            port = int(p)
+            port = parse_port(m["port"], f"SIP URI {text!r}")
         user = password = None
         userinfo = m["userinfo"]
         if userinfo is not None:
@@ -355,9 +402,9 @@ def _parse_sip_uri(text: str) -> SipUri:
     scheme, user, host, port_text, params_text = m.groups()
     port = None
     if port_text is not None:
-        port = int(port_text)
+        port = int(port_text)  # [0-9]{1,5}: the regex bounds it
         if not 0 < port <= 65535:
-            raise RemoteProtocolError(f"SIP URI {text!r}: bad port {port_text!r}")
+            return SipUri._parse(text)  # for its error
     params = _split_params(params_text) if params_text else ()
     uri = _new_object(SipUri)
     s_host, s_user, s_port, s_params, s_headers, s_scheme, s_password = _SET_URI
@@ -486,6 +533,12 @@ class Address:
     @property
     def tag(self) -> str | None:
         return self.param("tag")
+
+    @property
+    def expires(self) -> int | None:
+        """A Contact's ``expires`` parameter (RFC 3261 §10.2.4), None when absent."""
+        v = self.param("expires")
+        return None if v is None else parse_delta_seconds(v, "expires parameter")
 
     def with_param(self, name: str, value: str | None = None) -> Address:
         return replace(self, params=set_param(self.params, name, value))

@@ -23,9 +23,11 @@ Responses go back where the request came from (RFC 3261 §18.2.2, RFC 3581).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -112,6 +114,12 @@ class EndpointConfig:
     accept_from: str = "any"  # "proxy": out-of-dialog requests only from the proxy's host
     realm: str | None = None  # the account's digest realm; None: learnt from the registrar
     allow_rfc2069: bool = False  # answer challenges without qop (offline-crackable)
+    max_server_tx: int = 512  # live server transactions, all sources (a flood's cap)
+    max_server_tx_per_source: int = 64  # ... from one host
+
+
+_Deadline = tuple[float, int, bool, tuple[str, str], "ClientTransaction | ServerTransaction"]
+"""(deadline, tie-break, client?, key, transaction) in the endpoint's timer heap."""
 
 
 class PortSource(Protocol):
@@ -152,6 +160,10 @@ class Endpoint:
         self._client_tx: dict[tuple[str, str], ClientTransaction] = {}
         self._tu: dict[tuple[str, str], Callable[[Response | Timeout, float], None]] = {}
         self._server_tx: dict[tuple[str, str], ServerTransaction] = {}
+        # every transaction's next deadline, lazily invalidated (see _stale)
+        self._deadlines: list[_Deadline] = []
+        self._seq = itertools.count()
+        self._per_host: Counter[str] = Counter()  # live server transactions per source
         self._calls: dict[str, Call] = {}
         self._awaiting_ack: dict[str, Call] = {}  # hung up after our 2xx: BYE on its ACK
         self._auth = DigestClient(
@@ -172,6 +184,10 @@ class Endpoint:
         self._realm = config.realm  # the account's realm: configured, or the registrar's
         self.dropped_requests = 0  # out-of-dialog requests from strangers (accept_from)
         self.internal_errors = 0  # exceptions receive() caught: bugs, logged rate-limited
+        self._now = now  # the time of the last input, for the warnings' rate limit
+        self._warned: dict[str, list[float]] = {}  # host -> [next allowed, held back]
+        self.overload_drops = 0  # requests refused by the transaction caps (floods)
+        self._next_overload_warning = 0.0
         self._next_error_warning = 0.0
         self._next_drop_warning = 0.0
 
@@ -179,6 +195,7 @@ class Endpoint:
 
     def receive(self, data: bytes, source: Addr, now: float) -> None:
         """Feed one whole message: a UDP datagram or a frame cut from a TCP stream."""
+        self._now = now
         try:
             msg = parse_message(data, stream=source.reliable)
         except RemoteProtocolError as e:
@@ -211,8 +228,10 @@ class Endpoint:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        times = [t for t in (tx.deadline() for tx in self._client_tx.values()) if t is not None]
-        times += [t for t in (tx.deadline() for tx in self._server_tx.values()) if t is not None]
+        heap = self._deadlines
+        while heap and self._stale(heap[0]):
+            heapq.heappop(heap)
+        times = [heap[0][0]] if heap else []
         if self.reg.refresh_at is not None:
             times.append(self.reg.refresh_at)
         if self.reg.retry_at is not None:
@@ -221,24 +240,29 @@ class Endpoint:
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         for call in list(self._calls.values()):
             if call.info_next_at is not None and call.info_next_at <= now:
                 self._next_info_digit(call, now)
-        for key, ctx in list(self._client_tx.items()):
-            d = ctx.deadline()
-            if d is not None and d <= now:
-                result = ctx.on_timer(now)
-                if result is TIMEOUT:
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:  # only the due ones: linear in what is due
+            entry = heapq.heappop(heap)
+            if self._stale(entry):
+                continue
+            _, _, client, key, tx = entry
+            if tx.terminated:
+                self._forget_tx(client, key, tx)
+                continue
+            if client:
+                assert isinstance(tx, ClientTransaction)
+                if tx.on_timer(now) is TIMEOUT:
                     self._deliver(key, TIMEOUT, now)
-            if ctx.terminated:
-                self._client_tx.pop(key, None)
-                self._tu.pop(key, None)
-        for key, stx in list(self._server_tx.items()):
-            d = stx.deadline()
-            if d is not None and d <= now and stx.on_timer(now) is TIMEOUT:
-                self._server_timeout(stx, now)
-            if stx.terminated:
-                self._server_tx.pop(key, None)
+            else:
+                assert isinstance(tx, ServerTransaction)
+                if tx.on_timer(now) is TIMEOUT:
+                    self._server_timeout(tx, now)
+            if tx.terminated:
+                self._forget_tx(client, key, tx)
         reg = self.reg
         if reg.refresh_at is not None and reg.refresh_at <= now:
             reg.refresh_at = None
@@ -840,6 +864,19 @@ class Endpoint:
                 self._warn(f"{method} from a host that is not the proxy dropped "
                            f"({self.dropped_requests} so far)", source)
             return
+        if (len(self._server_tx) >= self.config.max_server_tx
+                or self._per_host[source.host] >= self.config.max_server_tx_per_source):
+            # a flood: no new transaction. The proxy is told to come back (503, stateless,
+            # §21.5.4); anyone else gets nothing, so a flood reflects nothing
+            self.overload_drops += 1
+            if now >= self._next_overload_warning:
+                self._next_overload_warning = now + 10.0
+                self._warn(f"overloaded: {len(self._server_tx)} transactions live, "
+                           f"{self.overload_drops} requests refused so far", source)
+            if self.config.proxy is not None and source.host == self.config.proxy.host:
+                self._send(self._response(req, 503, to_tag=self._hex(10),
+                                          extra=[("Retry-After", "5")]), source)
+            return
         if method not in KNOWN_METHODS:
             self._reply(req, source, 501, now, extra=[("Allow", ALLOW)])
             return
@@ -1109,12 +1146,58 @@ class Endpoint:
         branch = req.top_via.branch or ""
         key = (branch, req.method)
         self._tu[key] = tu
-        self._client_tx[key] = ClientTransaction(req, addr, self._send, self.config.timers, now)
+        ctx = ClientTransaction(req, addr, self._send, self.config.timers, now)
+        self._client_tx[key] = ctx
+        self._watch(True, key, ctx)
 
     def _new_server_tx(self, req: Request, source: Addr) -> ServerTransaction:
         stx = ServerTransaction(req, source, self._send, self.config.timers)
-        self._server_tx[(req.top_via.branch or "", req.method)] = stx
+        key = (req.top_via.branch or "", req.method)
+        old = self._server_tx.get(key)
+        if old is not None:
+            self._forget_tx(False, key, old)
+        self._server_tx[key] = stx
+        self._per_host[source.host] += 1
+        self._watch(False, key, stx)
         return stx
+
+    # ---------------------------------------------------------- transaction timers
+
+    def _watch(self, client: bool, key: tuple[str, str],
+               tx: ClientTransaction | ServerTransaction) -> None:
+        """Keep ``tx``'s next deadline in the heap whenever its timers change."""
+        def changed() -> None:
+            # a terminated transaction is due at once: handle_timer forgets it
+            d = 0.0 if tx.terminated else tx.deadline()
+            if d is not None:
+                heapq.heappush(self._deadlines, (d, next(self._seq), client, key, tx))
+
+        tx.timers.changed = changed
+        changed()
+
+    def _stale(self, entry: _Deadline) -> bool:
+        """An entry the transaction has moved past (a newer one is in the heap), or of
+        a transaction already gone."""
+        d, _, client, key, tx = entry
+        table: Mapping[tuple[str, str], object] = self._client_tx if client else \
+            self._server_tx
+        if table.get(key) is not tx:
+            return True
+        return not tx.terminated and tx.deadline() != d
+
+    def _forget_tx(self, client: bool, key: tuple[str, str],
+                   tx: ClientTransaction | ServerTransaction) -> None:
+        if client:
+            if self._client_tx.get(key) is tx:
+                del self._client_tx[key]
+                self._tu.pop(key, None)
+            return
+        if self._server_tx.get(key) is tx:
+            del self._server_tx[key]
+            host = tx.addr.host
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
 
     def _reply(self, req: Request, source: Addr, code: int, now: float, *,
                reason: str | None = None, extra: list[tuple[str, str]] | None = None) -> None:
@@ -1320,6 +1403,20 @@ class Endpoint:
         return format(self._rng.getrandbits(n * 4), f"0{n}x")
 
     def _warn(self, text: str, source: str | Addr) -> None:
+        """A ProtocolWarning, at most one per source host per 10 s (the next one says
+        how many were held back): a flood of garbage must not flood the log too."""
+        host = source.host if isinstance(source, Addr) else str(source).rsplit(":", 1)[0]
+        if host:
+            now = self._now
+            slot = self._warned.get(host)
+            if slot is not None and now < slot[0]:
+                slot[1] += 1
+                return
+            if slot is not None and slot[1]:
+                text += f" (and {slot[1]} more from there since the last)"
+            if len(self._warned) >= 1024:
+                self._warned.clear()
+            self._warned[host] = [now + 10.0, 0]
         self._events.append(ev.ProtocolWarning(text, str(source)))
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .message import Headers, Request, Response
 
@@ -77,13 +78,48 @@ class Timeout(Exception):
 TIMEOUT = Timeout()
 
 
+class Timers(dict[str, float]):
+    """A transaction's running timers (name -> deadline) that tell ``changed`` of every
+    change, so the endpoint keeps one heap of deadlines instead of scanning every
+    transaction at every wake-up (a flood made that quadratic)."""
+
+    __slots__ = ("changed",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed: Callable[[], None] | None = None
+
+    def _note(self) -> None:
+        if self.changed is not None:
+            self.changed()
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        self._note()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._note()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        had = key in self
+        value = super().pop(key, *default)
+        if had:
+            self._note()
+        return value
+
+    def clear(self) -> None:
+        super().clear()
+        self._note()
+
+
 class _Transaction:
     def __init__(self, request: Request, addr: Addr, send: Send, timers: TimerValues) -> None:
         self.request = request
         self.addr = addr
         self._send = send
         self._t = timers
-        self.timers: dict[str, float] = {}
+        self.timers = Timers()
         self.state = TxState.TRYING
         via = request.top_via
         self.branch = via.branch or ""

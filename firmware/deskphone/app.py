@@ -184,7 +184,8 @@ class Phone:
             audio, RtpPortPool(listen_host, cfg.sip.rtp_port_min, cfg.sip.rtp_port_max),
             tones_country=a.tones,
             options=MediaOptions(cname=f"{acc.user}@deskphone",
-                                 symmetric_rtp=cfg.sip.symmetric_rtp),
+                                 symmetric_rtp=cfg.sip.symmetric_rtp,
+                                 follow_source=cfg.sip.rtp_follow_source),
             on_event=self._media_event_from_thread)
         endpoint = Endpoint(endpoint_config(cfg, local_host, self.transport.port, proxy),
                             self._rng, self.now(), ports=self.media)

@@ -72,9 +72,11 @@ class MemoryAudio:
         return np.concatenate(self.played) if self.played else np.zeros(0, np.int16)
 
 
-def udp_socket() -> socket.socket:
+def udp_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A UDP socket on a free port of ``host`` (127.0.0.2 is another host: a stranger
+    whose IP is not the peer's)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
+    s.bind((host, 0))
     return s
 
 

@@ -269,10 +269,8 @@ def test_the_other_g711_law_is_played_too() -> None:
 
 
 def test_a_new_ssrc_from_the_peer_is_heard_and_one_from_a_stranger_is_not() -> None:
-    """Once it knows the peer's address and SSRC, the thread reads packets without their
-    source address (it costs CPython a printf each) and takes them by SSRC; a packet with
-    another SSRC sends it back to reading addresses until that SSRC's source shows: the
-    peer's new SSRC (a PBX bridging in music on hold) is heard, a stranger's is not."""
+    """A packet is the peer's by where it comes from, whatever its SSRC: the peer's new
+    SSRC (a PBX bridging in music on hold) is heard, a stranger's stray packets are not."""
     clock = ScaledClock(SPEED)
     b = Side(tone(440, 4), clock)
     peer, stranger = udp_socket(), udp_socket()

@@ -1,9 +1,11 @@
 """The media thread against a far end the test drives packet by packet: where it sends
-(symmetric RTP, NAT rebinding), what it takes (strangers, malformed DTMF), the DTMF it
-puts on the wire, and the stats it shows from the first moment.
+(symmetric RTP, NAT), what it takes (strangers, malformed DTMF), the DTMF it puts on the
+wire, and the stats it shows from the first moment.
 
 The far end is a bare UDP socket (or two, to move like a NAT rebinding) on the same 5x
-clock as the session (mediafakes.ScaledClock).
+clock as the session (mediafakes.ScaledClock). A stranger is another such far end: on
+127.0.0.2 (another host) or on 127.0.0.1 (the peer's own IP, as a device behind the
+peer's NAT would be), playing a tone of its own, so that a frame of it played shows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from mediafakes import MemoryAudio, ScaledClock, udp_socket
 
 from deskphone.media.engine import MediaOptions, MediaSession
-from deskphone.media.g711 import ulaw_encode
+from deskphone.media.g711 import ulaw_decode, ulaw_encode
 from deskphone.sdp import PCMU, Direction, NegotiatedMedia
 from deskphone.transport.rtp import ArrivalTimes
 
@@ -36,12 +38,14 @@ class FarEnd:
     """Sends a 20 ms PCMU stream (a 440 Hz tone) from one of its sockets on the scaled
     clock, in a thread; keeps what reaches each socket."""
 
-    def __init__(self, clock: ScaledClock, ssrc: int = 0x5EED) -> None:
+    def __init__(self, clock: ScaledClock, ssrc: int = 0x5EED, *, host: str = "127.0.0.1",
+                 hz: float = 440) -> None:
         self.clock = clock
-        self.socks = [udp_socket(), udp_socket()]
+        self.socks = [udp_socket(host), udp_socket(host)]
         for s in self.socks:
             s.settimeout(0.05)
         self._ports = [int(s.getsockname()[1]) for s in self.socks]
+        self._host = host
         self.use = 0  # which socket sends: changing it is a NAT rebinding
         self.ssrc = ssrc
         self.seq, self.ts = 100, 5000
@@ -50,7 +54,7 @@ class FarEnd:
         self.extra: list[bytes] = []  # sent once, before the next audio packet
         self.received: list[list[tuple[float, bytes]]] = [[], []]
         t = np.arange(160) / 8000
-        self.payload = ulaw_encode((6000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
+        self.payload = ulaw_encode((6000 * np.sin(2 * np.pi * hz * t)).astype(np.int16))
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._send_loop, daemon=True)]
         self._threads += [threading.Thread(target=self._recv_loop, args=(i,), daemon=True)
@@ -58,6 +62,10 @@ class FarEnd:
 
     def port(self, i: int = 0) -> int:
         return self._ports[i]
+
+    def addr(self, i: int = 0) -> str:
+        """Its socket ``i``'s address as the session's stats show it."""
+        return f"{self._host}:{self._ports[i]}"
 
     def start(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -67,7 +75,8 @@ class FarEnd:
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(2)
+            if t.is_alive():
+                t.join(2)
         for s in self.socks:
             s.close()
 
@@ -102,14 +111,18 @@ class FarEnd:
 
 @contextmanager
 def session_with(far: FarEnd, *, ptime: int = 20, rtcp_mux: bool = True,
-                 symmetric_rtp: bool = True, rtcp_sock: socket.socket | None = None,
+                 symmetric_rtp: bool = True, follow_source: bool = False,
+                 rtcp_sock: socket.socket | None = None,
                  remote_rtcp_port: int | None = None, muted: bool = False,
-                 mic: np.ndarray | None = None) -> Iterator[tuple[MediaSession,
-                                                                  MemoryAudio]]:
+                 mic: np.ndarray | None = None, remote_address: str = "127.0.0.1",
+                 sock: socket.socket | None = None, fails: bool = False
+                 ) -> Iterator[tuple[MediaSession, MemoryAudio]]:
+    """A session whose SDP names ``far``'s first socket, on ``sock`` (a new one on
+    127.0.0.1 unless given); ``fails``: its thread is to end with an error."""
     clock = far.clock
-    sock = udp_socket()
+    sock = udp_socket() if sock is None else sock
     audio = MemoryAudio(np.zeros(8000 * 20, np.int16) if mic is None else mic, clock)
-    media = NegotiatedMedia(remote_address="127.0.0.1", remote_port=far.port(0),
+    media = NegotiatedMedia(remote_address=remote_address, remote_port=far.port(0),
                             local_port=sock.getsockname()[1], codec=PCMU,
                             telephone_event_pt=101, ptime=ptime,
                             direction=Direction.SENDRECV, rtcp_mux=rtcp_mux,
@@ -117,7 +130,8 @@ def session_with(far: FarEnd, *, ptime: int = 20, rtcp_mux: bool = True,
     events: list[dict[str, object]] = []
     s = MediaSession(media, sock, audio, rng=random.Random(5), clock=clock,
                      wallclock=clock.wall, on_event=events.append, rtcp_sock=rtcp_sock,
-                     options=MediaOptions(symmetric_rtp=symmetric_rtp), muted=muted,
+                     options=MediaOptions(symmetric_rtp=symmetric_rtp,
+                                          follow_source=follow_source), muted=muted,
                      arrival_times=lambda s: ArrivalTimes(s, speed=clock.speed))
     s.events = events  # type: ignore[attr-defined]
     far.start(("127.0.0.1", sock.getsockname()[1]))
@@ -128,7 +142,7 @@ def session_with(far: FarEnd, *, ptime: int = 20, rtcp_mux: bool = True,
         s.stop()
         far.stop()
         sock.close()
-    assert s.error is None, s.error
+    assert (s.error is not None) == fails, s.error
 
 
 def drain(sock: socket.socket) -> list[bytes]:
@@ -152,61 +166,236 @@ def rtp_to(far: FarEnd, i: int, since: float = 0.0, pt: int | None = None) -> li
     return [d for d in out if pt is None or d[1] & 0x7F == pt]
 
 
+def frames_of(far: FarEnd, audio: MemoryAudio) -> int:
+    """How many frames the session played that are ``far``'s audio, bit for bit."""
+    mine = ulaw_decode(far.payload).tobytes()
+    return sum(f.tobytes() == mine for f in audio.played)
+
+
+@contextmanager
+def stranger_at(clock: ScaledClock, session: MediaSession, *, host: str = "127.0.0.2",
+                ssrc: int = 0xBAD, sending: bool = True) -> Iterator[FarEnd]:
+    """A stranger streaming its own tone (1 kHz) to the session's port."""
+    stranger = FarEnd(clock, ssrc, host=host, hz=1000)
+    stranger.start(("127.0.0.1", session.media.local_port))
+    if sending:
+        stranger.sending.set()
+    try:
+        yield stranger
+    finally:
+        stranger.stop()
+
+
 # ---------------------------------------------------------------------------- sources
 
 
 @pytest.mark.parametrize("natted", [False, True])
-def test_a_strangers_packet_first_does_not_steal_the_call(natted: bool) -> None:
-    """A stray datagram (a port scan, the last packet of an earlier call) that lands
-    before the peer's first. Garbage never moves our stream; a stray RTP packet may, until
-    the peer's stream shows: at once from its SDP address, or behind a NAT (from another
-    port) once it has streamed 80 ms while the stranger said nothing more."""
-    far = FarEnd(ScaledClock(SPEED))
-    stranger = udp_socket()
-    stranger.setblocking(False)
-    with session_with(far) as (s, _):
-        stray = struct.pack("!BBHII", 0x80, 0, 1, 1, 0xBAD) + bytes(160)
-        stranger.sendto(b"garbage", ("127.0.0.1", s.media.local_port))
-        stranger.sendto(stray, ("127.0.0.1", s.media.local_port))
-        run_for(0.2)
+def test_a_stranger_sending_first_is_never_played_nor_sent_to(natted: bool) -> None:
+    """A stranger on the LAN (another host) that sends before the peer's first packet:
+    garbage, then a stream of its own. Neither is played, and nothing of the room goes
+    to it; our stream latches onto the peer's when that shows, from its SDP address or,
+    behind a NAT that rewrote its port, from another port of its IP."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with session_with(far) as (s, audio), stranger_at(clock, s) as stranger:
+        stranger.socks[0].sendto(b"garbage", ("127.0.0.1", s.media.local_port))
+        run_for(0.1)
         far.use = 1 if natted else 0
         far.sending.set()
         run_for(1.5)
         stats = s.stats()
-    got = len(drain(stranger))
-    stranger.close()
-    assert stats["rx_packets"] >= 50, stats
-    assert stats["remote"] == f"127.0.0.1:{far.port(far.use)}", stats
+    assert stranger.received == [[], []]  # no RTP, no RTCP
+    assert frames_of(stranger, audio) == 0
+    assert stats["remote"] == far.addr(far.use), stats
+    assert stats["rx_packets"] >= 40 and stats["rx_filtered"] >= 40, stats
     assert len(rtp_to(far, far.use)) >= 50
-    assert got <= 20, got  # the stranger had our stream for 0.2 s + 80 ms at most
+    assert frames_of(far, audio) >= 40
 
 
-def test_nat_rebinding_with_the_same_ssrc_moves_our_stream() -> None:
+@pytest.mark.parametrize("late", [False, True])
+def test_another_port_of_the_sdp_ip_is_the_peers_nat_only_at_first(late: bool) -> None:
+    """A NAT that rewrote the peer's port: its stream comes from the SDP's IP and another
+    port. That is the peer within 0.5 s of the SDP; later, a port of that IP could be
+    anyone's (another device behind the same NAT): dropped, and we keep sending where the
+    SDP says."""
+    far = FarEnd(ScaledClock(SPEED))
+    with session_with(far) as (s, audio):
+        far.use = 1
+        if late:
+            run_for(1.0)
+        far.sending.set()
+        run_for(1.5)
+        stats = s.stats()
+    if late:
+        assert stats["rx_packets"] == 0 and stats["rx_filtered"] >= 40, stats
+        assert stats["remote"] == far.addr(0), stats
+        assert rtp_to(far, 1) == [] and frames_of(far, audio) == 0
+        assert len(rtp_to(far, 0)) >= 100
+    else:
+        assert stats["rx_packets"] >= 40 and stats["rx_filtered"] == 0, stats
+        assert stats["remote"] == far.addr(1), stats
+        assert len(rtp_to(far, 1)) >= 60 and frames_of(far, audio) >= 50
+
+
+def test_the_sdp_address_takes_the_stream_back_from_a_nat_latch() -> None:
+    """The price of the NAT case: in the first 0.5 s a source on the peer's IP is taken
+    for the peer, so a stranger on that IP (behind the peer's NAT) that sends first has
+    our stream until the peer shows from its SDP address; from then on, nothing."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with (session_with(far) as (s, audio),
+          stranger_at(clock, s, host="127.0.0.1") as stranger):
+        run_for(0.2)
+        far.sending.set()
+        shown = clock()
+        run_for(1.5)
+        stats = s.stats()
+    assert stats["remote"] == far.addr(0), stats
+    assert rtp_to(stranger, 0, since=shown + 0.1) == []
+    assert stats["rx_filtered"] >= 40, stats
+    assert frames_of(stranger, audio) <= 15 and frames_of(far, audio) >= 50
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2"])
+def test_a_stranger_with_the_peers_ssrc_is_ignored(host: str) -> None:
+    """Mid-call a stranger sends with the peer's SSRC, its sequence numbers just ahead of
+    the peer's, from another port of the peer's IP or from another host. A packet is the
+    peer's by where it comes from: none of it is played, none of ours goes to it."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with session_with(far) as (s, audio):
+        far.sending.set()
+        run_for(1.0)
+        with stranger_at(clock, s, host=host, ssrc=far.ssrc, sending=False) as stranger:
+            stranger.seq, stranger.ts = far.seq + 2, far.ts + 320
+            stranger.sending.set()
+            run_for(2.0)
+            stats = s.stats()
+    assert stranger.received == [[], []]
+    assert frames_of(stranger, audio) == 0
+    assert stats["remote"] == far.addr(0), stats
+    assert stats["rx_filtered"] >= 60, stats
+    assert frames_of(far, audio) >= 120
+
+
+@pytest.mark.parametrize("silence", [0.08, 5.0])
+def test_after_the_peers_silence_a_strangers_stream_is_ignored(silence: float) -> None:
+    """The peer stops sending (a hold that sends nothing, a lost link); a stranger on the
+    peer's IP streams to us. Without rtp_follow_source only the SDP moves our stream,
+    however long the peer is silent: the stranger is not played and hears nothing."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with session_with(far) as (s, audio):
+        far.sending.set()
+        run_for(1.0)
+        far.sending.clear()
+        run_for(silence)
+        with stranger_at(clock, s, host="127.0.0.1", ssrc=0xD1FF) as stranger:
+            run_for(1.5)
+            stats = s.stats()
+    assert stranger.received == [[], []]
+    assert frames_of(stranger, audio) == 0
+    assert stats["remote"] == far.addr(0), stats
+    assert stats["rx_filtered"] >= 40, stats
+
+
+@pytest.mark.parametrize("new_ssrc", [False, True])
+def test_a_nat_rebinding_mid_call_is_not_followed_by_default(new_ssrc: bool) -> None:
+    """Rewritten: the far end's port moving mid-call (the same SSRC, or a restarted
+    stack's new one) used to move our stream at once, or 80 ms later: so did a stranger's
+    that looked the same. Now packets alone never move it without rtp_follow_source."""
     far = FarEnd(ScaledClock(SPEED))
     with session_with(far) as (s, _):
         far.sending.set()
         run_for(1.0)
-        far.use = 1  # the NAT gave the far end a new public port
+        far.use = 1
+        if new_ssrc:
+            far.ssrc = 0xD1FF
         moved_at = far.clock()
+        run_for(4.5)
+        stats = s.stats()
+    assert stats["remote"] == far.addr(0), stats
+    assert rtp_to(far, 1) == []
+    assert len(rtp_to(far, 0, since=moved_at + 4.0)) >= 20  # still where the SDP says
+
+
+@pytest.mark.parametrize("new_ssrc", [False, True])
+def test_with_follow_source_a_moved_peer_is_followed_after_its_silence(
+        new_ssrc: bool) -> None:
+    """Rewritten from the NAT-rebinding tests, for rtp_follow_source (a NAT lab): the
+    peer's new source is followed once its old one has been silent 3 s and the new
+    stream is steady; not before. Then our stream goes there and its audio is played."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with session_with(far, follow_source=True) as (s, audio):
+        far.sending.set()
+        run_for(1.0)
+        far.use = 1
+        if new_ssrc:
+            far.ssrc = 0xD1FF
+        moved_at = clock()
         run_for(2.5)
-        stats = s.stats()
-    assert stats["remote"] == f"127.0.0.1:{far.port(1)}", stats
-    arrived = rtp_to(far, 1, since=moved_at)
-    assert len(arrived) >= 50  # within about a second our packets follow it there
-    assert stats["rx_lost"] == 0 and stats["rx_filtered"] <= 60, stats
-
-
-def test_nat_rebinding_with_a_new_ssrc_moves_our_stream() -> None:
-    far = FarEnd(ScaledClock(SPEED))
-    with session_with(far) as (s, _):
-        far.sending.set()
-        run_for(1.0)
-        far.use, far.ssrc = 1, 0xD1FF  # a new port, and a restarted stack's new SSRC
-        moved_at = far.clock()
+        before = s.stats()
         run_for(2.0)
-        stats = s.stats()
-    assert stats["remote"] == f"127.0.0.1:{far.port(1)}", stats
-    assert len(rtp_to(far, 1, since=moved_at)) >= 50
+        after = s.stats()
+    assert before["remote"] == far.addr(0), before
+    assert after["remote"] == far.addr(1), after
+    first = min(t for t, _ in far.received[1])
+    assert first >= moved_at + 2.9, first - moved_at  # not before 3 s of silence
+    assert len(rtp_to(far, 1, since=moved_at + 3.5)) >= 40
+    assert after["rx_packets"] - before["rx_packets"] >= 40, (before, after)
+    assert before["rx_filtered"] >= 75, before  # the new source's first 2-2.5 s
+
+
+def test_with_follow_source_a_stranger_does_not_take_a_talking_peers_call() -> None:
+    """rtp_follow_source moves our stream only when the peer has gone quiet: a stranger
+    streaming steadily over a peer that talks is never followed, played or sent to."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with session_with(far, follow_source=True) as (s, audio):
+        far.sending.set()
+        run_for(0.6)
+        with stranger_at(clock, s, host="127.0.0.1", ssrc=0xD1FF) as stranger:
+            run_for(4.0)
+            stats = s.stats()
+    assert stranger.received == [[], []]
+    assert frames_of(stranger, audio) == 0
+    assert stats["remote"] == far.addr(0), stats
+
+
+def test_with_follow_source_a_burst_or_a_trickle_is_not_a_stream() -> None:
+    """rtp_follow_source, the peer silent for longer than 3 s: a burst (40 packets at
+    once) or a trickle (one packet every 300 ms) is not a steady stream and takes
+    nothing; 0.5 s of a steady one does."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    with session_with(far, follow_source=True) as (s, audio):
+        far.sending.set()
+        run_for(0.5)
+        far.sending.clear()
+        run_for(3.5)
+        with stranger_at(clock, s, host="127.0.0.1", sending=False) as stranger:
+            to = ("127.0.0.1", s.media.local_port)
+            for _ in range(40):
+                stranger.socks[0].sendto(stranger.packet(), to)
+                stranger.seq += 1
+                stranger.ts += 160
+            run_for(0.5)
+            for _ in range(7):
+                stranger.socks[0].sendto(stranger.packet(), to)
+                stranger.seq += 1
+                stranger.ts += 160
+                run_for(0.3)
+            run_for(0.6)  # a stats snapshot (twice a second) that has seen them all
+            untaken = s.stats()
+            heard_then = list(stranger.received[0])
+            stranger.sending.set()
+            run_for(1.5)
+            taken = s.stats()
+    assert heard_then == [] and untaken["remote"] == far.addr(0), untaken
+    assert untaken["rx_filtered"] >= 47, untaken
+    assert taken["remote"] == stranger.addr(0), taken
+    assert len(rtp_to(stranger, 0)) >= 30 and frames_of(stranger, audio) >= 20
 
 
 def test_without_symmetric_rtp_only_the_sdp_address_counts() -> None:
@@ -250,29 +439,33 @@ def test_rtcp_without_mux_follows_the_peers_rtcp_and_ignores_a_strangers() -> No
 
 
 def test_rtcp_follows_the_peer_when_its_nat_binding_moves() -> None:
-    """The peer's RTP moved to a new port (same SSRC): its RTCP comes from a new port
-    too, and must be taken and answered there, not filtered as a stranger's."""
+    """rtp_follow_source (rewritten: RTP no longer moves at once): once the peer's RTP is
+    followed to its new port, its RTCP from a new port too is taken and answered there,
+    not filtered as a stranger's."""
     far = FarEnd(ScaledClock(SPEED))
     rtcp = udp_socket()
     old_rtcp, new_rtcp = udp_socket(), udp_socket()
     new_rtcp.settimeout(0.05)
     rr = struct.pack("!BBHI", 0x80, 201, 1, far.ssrc)
-    with session_with(far, rtcp_mux=False, rtcp_sock=rtcp,
+    with session_with(far, rtcp_mux=False, rtcp_sock=rtcp, follow_source=True,
                       remote_rtcp_port=far.port(0) + 1) as (s, _):
         far.sending.set()
         run_for(0.5)
         old_rtcp.sendto(rr, rtcp.getsockname())  # latches our RTCP onto old_rtcp
         run_for(0.5)
         far.use = 1  # the NAT rebinding: RTP from a new port...
-        run_for(1.0)
+        run_for(4.0)  # ... followed after 3 s of the old port's silence
+        before = s.stats()
         new_rtcp.sendto(rr, rtcp.getsockname())  # ... and RTCP from another new one
         run_for(7.0)
-        filtered = s.stats()["rx_filtered"]
+        after = s.stats()
     reports = drain(new_rtcp)
     for sock in (rtcp, old_rtcp, new_rtcp):
         sock.close()
+    assert before["remote"] == far.addr(1), before
     assert any(200 <= d[1] <= 201 for d in reports), "our RTCP stayed on the old binding"
-    assert filtered <= 30, filtered  # the peer's new RTCP was not taken for a stranger's
+    # the peer's new RTCP was not taken for a stranger's
+    assert after["rx_filtered"] == before["rx_filtered"], (before, after)
 
 
 def test_a_muted_start_sends_not_one_frame_of_the_room() -> None:
@@ -425,3 +618,55 @@ def test_a_flood_does_not_starve_playout() -> None:
         t.join(2)
     flood.close()
     assert played >= 40, played  # ~50 frames a second, flood or not
+
+
+# ------------------------------------------------------------------ the SDP's address
+
+
+@pytest.mark.parametrize("when", ["start", "re-INVITE"])
+def test_a_host_name_in_the_sdp_is_refused_not_resolved(when: str) -> None:
+    """A c= line may name a host (RFC 4566 §5.7). The session does not resolve it (on its
+    real-time thread that could take seconds; sendto used to, for every packet): it ends
+    with a media_error that says why, and sends nothing anywhere."""
+    clock = ScaledClock(SPEED)
+    far = FarEnd(clock)
+    name = "pbx.example.invalid"
+    with session_with(far, remote_address=name if when == "start" else "127.0.0.1",
+                      fails=True) as (s, audio):
+        if when == "re-INVITE":
+            far.sending.set()
+            run_for(0.5)
+            s.update(NegotiatedMedia(remote_address=name, remote_port=far.port(1),
+                                     local_port=s.media.local_port, codec=PCMU,
+                                     telephone_event_pt=101, ptime=20,
+                                     direction=Direction.SENDRECV, rtcp_mux=True))
+        run_for(0.5)
+        running = s.running
+        events = list(s.events)  # type: ignore[attr-defined]
+    assert not running
+    assert isinstance(s.error, ValueError)
+    error = ("ValueError: the SDP's media address 'pbx.example.invalid' is not an IP "
+             "address (host names are not resolved)")
+    assert {"event": "media_error", "error": error} in events
+    assert far.received[1] == []
+    if when == "start":
+        assert far.received[0] == [] and audio.started == 0
+
+
+def test_an_ipv4_peer_of_a_dual_stack_socket_is_sent_to_and_heard() -> None:
+    """RTP bound on "::" (listen = "[::]:5060") and a peer whose c= is IPv4: its packets
+    come from ::ffff:a.b.c.d, and ours must go there (sendto refuses the bare IPv4
+    address on an IPv6 socket): the SDP's address is taken in that form, once."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind(("::", 0))
+    far = FarEnd(ScaledClock(SPEED))
+    with session_with(far, sock=sock) as (s, audio):
+        run_for(0.5)
+        sent_first = len(rtp_to(far, 0))
+        far.sending.set()
+        run_for(1.0)
+        stats = s.stats()
+    assert sent_first >= 15  # before the peer said a word: to the SDP's address
+    assert stats["remote"] == f"::ffff:127.0.0.1:{far.port(0)}", stats
+    assert stats["rx_packets"] >= 40 and stats["rx_filtered"] == 0, stats
+    assert frames_of(far, audio) >= 30

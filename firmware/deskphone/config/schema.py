@@ -441,6 +441,9 @@ SCHEMA: Final[tuple[Section, ...]] = (
                 "Send RTP to where the far end's RTP comes from (NAT), not only to its SDP.",
                 default=True,
             ),
+            Key("rtp_follow_source", bool, "Follow the far end's RTP to a new source mid-call "
+                "(a NAT lab whose bindings move), once the old one has been silent 3 s; "
+                "off, only the SDP moves it.", default=False),
         ),
         check=_check_rtp_ports,
     ),
@@ -727,6 +730,7 @@ class SipConfig:
     accept_from: str = ""
     ring_timeout: int = 60
     symmetric_rtp: bool = True
+    rtp_follow_source: bool = False
     listen_host: str = field(init=False, repr=False, compare=False)
     listen_port: int = field(init=False, repr=False, compare=False)
 

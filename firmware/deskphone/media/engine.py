@@ -26,30 +26,35 @@ Cost. The thread sleeps ~20 ms between turns and wakes to cold caches, where a
 numpy call costs 10-15 µs and each new code path a few µs: on the budget of a
 desk phone (and against pyVoIP in bench/media_cpu.py) that is what a turn's cost
 is made of. So the usual turn takes a fast path of few C calls and no numpy: one
-poll, one recv_into, the kernel's arrival stamp read inline (one ioctl, from
+poll, one recvfrom_into, the kernel's arrival stamp read inline (one ioctl, from
 ``ArrivalTimes``' parts: calling it costs more than the ioctl), the header
 unpacked in place, the jitter buffer's and ReceiveStats' in-order paths, G.711
 in one C call each way (g711.py), the concealer keeping history by reference
-(plc.py), header packed in place, one sendto. Source filtering on that path is
-by SSRC: once a packet from the peer's address has shown its SSRC, packets are
-read without their address (CPython formats each into a new str with inet_ntop),
-and any packet with another SSRC sends the thread back to reading addresses
-until that SSRC's source is known (``_receive``); twice a second one turn reads
-addresses anyway, so that a NAT rebinding (the peer's port moves, its SSRC
-stays) is seen. Anything unusual leaves the fast path for the general code,
-which does the same as before it.
+(plc.py), header packed in place, one sendto. Every packet is read with its source
+address (CPython formats it into a new str with inet_ntop, a few µs): a packet is the
+peer's by where it comes from, never by the SSRC it claims, which anyone can copy.
+Anything unusual leaves the fast path for the general code, which does the same as
+before it.
 
-Sources. Packets are taken from where we send. With symmetric RTP (the default,
-for peers behind NAT) our stream moves to where the peer's comes from: only for
-valid RTP of a negotiated payload type (garbage or a port scan's probe never
-moves it), at once to the SDP's address, to the first source heard, or to the
-peer's own SSRC from a new port; to a new SSRC from a new source only once it
-has streamed for 80 ms while the old source was silent (``_accept_source``).
-So a stranger's stray RTP packet that comes first can take the stream only
-until the peer's shows: at once if the peer sends from its SDP address, else
-80 ms later. RTCP is taken from the peer only (its RTP source with rtcp-mux;
-else its host, and then the port its RTCP comes from, where ours then goes,
-learnt again whenever RTP moves).
+Sources (``_accept_source``). A packet is taken only from the peer: the SDP's address
+(its IP and port), or the one source symmetric RTP latched onto. With symmetric RTP
+(the default, for peers behind NAT) that latch is made once, by valid RTP of a
+negotiated payload type (garbage or a port scan's probe never makes it): on the SDP's
+address, or on another port of the SDP's IP within ``_NAT_WINDOW`` s of the SDP taking
+effect (a NAT that rewrote the port); the SDP's address, should it show later, takes
+our stream back from such a latch. A stranger elsewhere is never played and never sent
+to, whether it sends first, while the peer is silent, or with the peer's SSRC. Packets
+alone never move a latched stream, unless ``follow_source`` (``[sip]
+rtp_follow_source``, a NAT lab): then a new source is followed once the old one has
+been silent ``_FOLLOW_SILENCE`` s and the new one has streamed steadily, with one SSRC,
+for ``_FOLLOW_STEADY`` s. The source an SDP change left never takes the stream back.
+Everything else is dropped and counted as ``rx_filtered``. RTCP is taken from the peer
+only (its RTP source with rtcp-mux; else the SDP's RTCP address or, once its RTP is
+heard, any port of its host, and then the port its RTCP comes from, where ours then
+goes, learnt again whenever RTP moves).
+
+The SDP's address must be an IP address: a name in ``c=`` is refused with a
+``media_error`` (``_peer_address`` says why).
 
 Nothing that can be allocated once is allocated per frame: the packet buffer,
 the receive buffer and the decode buffers live for the session.
@@ -58,6 +63,7 @@ the receive buffer and the decode buffers live for the session.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
 import select
 import socket
@@ -93,7 +99,16 @@ _ALL = bytes(range(256))
 _A_TO_U = CODECS["PCMU"].encode(CODECS["PCMA"].decode(_ALL))
 _U_TO_A = CODECS["PCMA"].encode(CODECS["PCMU"].decode(_ALL))
 FRAME = 160  # samples per loop turn: 20 ms
-_MOVE_AFTER = 5  # packets in a row of a new SSRC from a new source before we follow it
+# Sources (_accept_source): a port of the SDP's IP other than its own is the peer's NAT
+# only this soon after the SDP took effect (the peer's first packets come within a
+# round trip of its answer or of ours)
+_NAT_WINDOW = 0.5
+# with follow_source: the latched source's silence, then the new source's steady stream
+# (no gap longer than _STEADY_GAP, above the longest ptime with some jitter), before
+# the new one is followed
+_FOLLOW_SILENCE = 3.0
+_FOLLOW_STEADY = 0.5
+_STEADY_GAP = 0.2
 _DTMF_SILENT = 0.2  # s without a packet of a digit before it is taken as ended
 # packets read per turn at most: 20 ms of a 10 ms-ptime stream with DTMF beside it is 4;
 # a backlog after a stall drains in a few turns, and a flood cannot stop playout
@@ -112,6 +127,9 @@ class Cmd(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class MediaOptions:
     symmetric_rtp: bool = True  # send to where the peer's RTP comes from (NAT)
+    # follow the peer to a new source mid-call on its packets alone, after the old one's
+    # silence (a NAT lab whose bindings move); off, only an SDP change moves the stream
+    follow_source: bool = False
     jitter_min_ms: int = 20
     jitter_max_ms: int = 200
     cname: str = "deskphone"
@@ -151,8 +169,8 @@ class MediaSession:
         self._held = self._dtmf_busy = False
         self._muted = muted
         # where the peer is (_setup, _accept_source): the SDP's addresses, and where our
-        # RTP and RTCP go; None/empty until the thread's first _setup
-        self._sdp_remote: tuple[str, int] | None = None
+        # RTP and RTCP go; empty until the thread's first _setup
+        self._sdp_remote: tuple[str, int] = ("", 0)
         self._sdp_rtcp: tuple[str, int] = ("", 0)
         self._remote: tuple[str, int] = ("", 0)
         self._rtcp_remote: tuple[str, int] = ("", 0)
@@ -161,12 +179,14 @@ class MediaSession:
         self._peer_ssrc: int | None = None  # the peer's audio SSRC, once seen from _remote
         # the source and SSRC of the stream an SDP change left
         self._left: tuple[tuple[str, int] | None, int | None] = (None, None)
+        self._nat_until = 0.0  # until when a port of the SDP's IP may be latched onto
+        self._heard = 0.0  # when _remote was last heard off the fast path (or the SDP came)
+        # with follow_source, a new source not yet followed: (addr, ssrc, its first
+        # packet's arrival, its last's)
+        self._candidate: tuple[tuple[str, int], int, float, float] | None = None
         self._tone: ToneGenerator | None = None
         self._fifo_n = 0
         self._n = {"rx": 0, "rx_bad": 0, "rx_filtered": 0}  # counts off the fast path
-        # a packet read without its source, waiting for a later one of its SSRC to show
-        # where that SSRC comes from: (octets, arrival, ssrc)
-        self._unsourced: tuple[bytes, float, int] | None = None
 
     # --------------------------------------------------------- control plane
 
@@ -213,10 +233,12 @@ class MediaSession:
             self._on_event({"event": "media_error", "error": f"{type(e).__name__}: {e}"})
 
     def _setup(self, media: NegotiatedMedia) -> None:
-        self.media = media
+        # what the session cannot do ends it (a media_error), before anything changes
+        sdp_remote = _peer_address(media.remote_address, media.remote_port, self._sock.family)
         codec = CODECS.get(media.codec.encoding.upper())
         if codec is None:
             raise ValueError(f"no codec for {media.codec.encoding}")
+        self.media = media
         old: Codec | None = getattr(self, "_codec", None)
         held: JitterBuffer | None = getattr(self, "_jb", None)
         if old is not None and held is not None and old.name != codec.name:
@@ -229,8 +251,7 @@ class MediaSession:
         other = 8 if codec.name == "PCMU" else 0
         self._translate = {other: _A_TO_U if codec.name == "PCMU" else _U_TO_A}
         self._ptime_samples = max(80, min(480, media.ptime * 8))
-        sdp_remote = (media.remote_address, media.remote_port)
-        sdp_rtcp = (media.remote_address, media.remote_rtcp_port or media.remote_port + 1)
+        sdp_rtcp = (sdp_remote[0], media.remote_rtcp_port or media.remote_port + 1)
         if self._sdp_remote == sdp_remote:
             # a re-INVITE that moved no RTP (hold, resume): keep what we learnt
             if sdp_rtcp != self._sdp_rtcp:
@@ -239,9 +260,9 @@ class MediaSession:
                     self._rtcp_remote = (self._remote[0], sdp_rtcp[1])
             return
         # the stream we leave (another fork's early media, the peer before its re-INVITE)
-        # must not win the "first source heard" below with its stragglers
-        if self._sdp_remote is not None:
-            self._left = (self._remote, self._peer_ssrc)
+        # must not take the new one's NAT latch with its stragglers (on the first setup:
+        # nothing, an address and SSRC no packet has)
+        self._left = (self._remote, self._peer_ssrc)
         self._sdp_remote = sdp_remote
         self._sdp_rtcp = sdp_rtcp
         self._remote = sdp_remote  # where our RTP goes: the SDP's, or where theirs comes from
@@ -249,10 +270,9 @@ class MediaSession:
         self._rtcp_latched = False
         self._latched = not self._opt.symmetric_rtp
         self._peer_ssrc = None
-        # a new source with a new SSRC, not yet moved to: (addr, ssrc, packets in a row,
-        # the current source's progress when it began, its first packet's arrival)
-        self._candidate: tuple[tuple[str, int], int, int, tuple[int | None, int],
-                               float] | None = None
+        self._heard = now = self._clock()
+        self._nat_until = now + _NAT_WINDOW
+        self._candidate = None
 
     def _loop(self) -> None:
         opt = self._opt
@@ -299,7 +319,7 @@ class MediaSession:
         read, write = self._audio.read, self._audio.write
         clock = self._clock
         poll = poller.poll
-        recv_from, recv = sock.recvfrom_into, sock.recv_into
+        recv_from = sock.recvfrom_into
         arrived = self._arrival
         # arrived(now)'s parts, for the fast path to do it inline (ArrivalTimes)
         stamp, stamp_buf, unstamp = arrived.stamp, arrived.buf, arrived.unpack
@@ -314,7 +334,8 @@ class MediaSession:
         reads_per_turn = range(_MAX_READS)
         # what commands (and, for remote, symmetric RTP) change: refreshed after them
         fast_pt, decode_octets, encode, fast_send, muted, tone = self._hot()
-        source, remote, peer_ssrc, trusting = self._rx_hot()
+        source, remote, peer_ssrc = self._rx_hot()
+        arrival = 0.0  # of the last packet the fast path took: when the peer was heard
 
         self._audio.start()
         try:
@@ -324,20 +345,18 @@ class MediaSession:
                     if self._commands(dtmf_tx, sender):
                         break
                     fast_pt, decode_octets, encode, fast_send, muted, tone = self._hot()
-                    source, remote, peer_ssrc, trusting = self._rx_hot()
+                    source, remote, peer_ssrc = self._rx_hot()
 
                 mic = read()  # the clock
                 now = clock()
 
                 # -- receive everything that is waiting; poll first, so that an empty
-                # socket costs no exception. Once the peer's address and SSRC are known
-                # ("trusting"), read without the source address: CPython formats it into
-                # a new str for every packet (inet_ntop: printf), ~15 µs a frame on cold
-                # caches; a packet with the peer's SSRC is then taken as the peer's, and
-                # one without sends us back to reading addresses (_receive). The poll
-                # that finds the socket empty costs ~2 µs (the path is warm by then);
-                # reading first when a packet is due instead of polling saved nothing
-                # measurable: the cold first syscall's cost moved to the recv.
+                # socket costs no exception. Each packet is read with its source: a
+                # packet is the peer's by where it comes from (a stranger can copy the
+                # peer's SSRC, not its address short of spoofing it). The poll that finds
+                # the socket empty costs ~2 µs (the path is warm by then); reading first
+                # when a packet is due instead of polling saved nothing measurable: the
+                # cold first syscall's cost moved to the recv.
                 for _ in reads_per_turn:  # bounded: a flood must not starve playout
                     ready = poll(0)
                     if not ready:
@@ -347,18 +366,14 @@ class MediaSession:
                         if len(ready) == 1:
                             break
                     try:
-                        if trusting:
-                            size = recv(recv_buf)
-                            addr = None
-                        else:
-                            size, addr = recv_from(recv_buf)
+                        size, addr = recv_from(recv_buf)
                     except OSError as e:  # ICMP unreachable from a previous send
                         log.debug("RTP socket: %s", e)
                         break
                     if size > HEADER_SIZE:
                         b0, b1, seq, ts, ssrc = unpack(recv_buf)
-                        if b0 == 0x80 and b1 == fast_pt and ssrc == peer_ssrc and (
-                                trusting or addr == source):
+                        if (b0 == 0x80 and b1 == fast_pt and ssrc == peer_ssrc
+                                and addr == source):
                             # the usual packet: ours, no marker, padding, extension or
                             # CSRCs, our codec; its header read in place
                             n_rx += 1
@@ -374,11 +389,8 @@ class MediaSession:
                             rx_update(seq, ts, ssrc, arrival * RATE)
                             jb_put(seq, ts, ssrc, False, recv_buf[HEADER_SIZE:size], arrival)
                             continue
-                    self._receive(recv_buf, size, addr, arrived(now))
-                    source, remote, peer_ssrc, trusting = self._rx_hot()
-                if not trusting and self._unsourced is not None:
-                    self._expire_unsourced(now)
-                    source, remote, peer_ssrc, trusting = self._rx_hot()
+                    self._receive(recv_buf, size, addr, arrived(now), arrival)
+                    source, remote, peer_ssrc = self._rx_hot()
 
                 # -- playout
                 payload = jb_pop(now)
@@ -421,16 +433,9 @@ class MediaSession:
                     rtcp_at = rtcp.next_report_at
 
                 frames += 1
-                phase = frames % 25
-                if phase:  # the snapshot is for people: twice a second is plenty
-                    if phase == 1:  # the turn after a source check: trust again
-                        source, remote, peer_ssrc, trusting = self._rx_hot()
+                if frames % 25:  # the snapshot is for people: twice a second is plenty
                     continue
                 self._publish(sender, n_rx, n_concealed)
-                # Twice a second one turn reads its packets with their source even when
-                # trusting: a NAT rebinding moves the peer's port and keeps its SSRC, and
-                # only the address shows it (_accept_source then moves our stream too).
-                trusting = False
         finally:
             try:
                 self._publish(sender, n_rx, n_concealed)  # the call's last word
@@ -455,14 +460,11 @@ class MediaSession:
         return (fast_pt, self._codec.decode_octets_into, self._codec.encode, fast_send,
                 self._muted, self._tone)
 
-    def _rx_hot(self) -> tuple[tuple[str, int] | None, tuple[str, int], int | None, bool]:
+    def _rx_hot(self) -> tuple[tuple[str, int] | None, tuple[str, int], int | None]:
         """The receive state the loop keeps in local names: the source whose packets the
-        fast path takes when reading addresses (none until symmetric RTP latched:
-        ``_accept_source`` sees those packets), where to send, the peer's SSRC, and
-        whether to read without addresses (the peer and its SSRC known, nothing held)."""
-        trusting = self._latched and self._peer_ssrc is not None and self._unsourced is None
-        return (self._remote if self._latched else None, self._remote, self._peer_ssrc,
-                trusting)
+        fast path takes (none until symmetric RTP latched: ``_accept_source`` sees those
+        packets), where to send, and the peer's SSRC."""
+        return (self._remote if self._latched else None, self._remote, self._peer_ssrc)
 
     def _commands(self, dtmf_tx: DtmfSender, sender: RtpSender) -> bool:
         """Carry out the queued commands; True to stop."""
@@ -489,12 +491,11 @@ class MediaSession:
                 self._tone = ToneGenerator(arg, RATE) if arg is not None else None
         return stop
 
-    def _receive(self, buf: bytearray, size: int, addr: tuple[str, int] | None,
-                 arrival: float) -> None:
+    def _receive(self, buf: bytearray, size: int, addr: tuple[str, int], arrival: float,
+                 fast_heard: float) -> None:
         """Every packet the loop's fast path does not take: RTCP on a muxed port, other
-        sources, marker bits, header extensions, the other G.711 law, DTMF, garbage, and
-        packets read without their source (``addr`` None) that do not carry the peer's
-        SSRC."""
+        sources, marker bits, header extensions, the other G.711 law, DTMF, garbage.
+        ``fast_heard``: the arrival of the last packet the fast path took."""
         n = self._n
         data = memoryview(buf)[:size]
         if self.media.rtcp_mux and rtcp_mod.is_rtcp(data):
@@ -502,25 +503,9 @@ class MediaSession:
             return
         rtp = size >= HEADER_SIZE and buf[0] >> 6 == 2
         ssrc: int = _HEADER.unpack_from(buf)[4] if rtp else -1  # -1: none
-        if addr is None:
-            # read without its source: the peer's if it has the peer's SSRC (a stranger
-            # would have to guess it; one that can spoofs its address as easily)
-            if not rtp:
-                n["rx_bad"] += 1  # garbage: whoever sent it, it is invalid
-                return
-            if ssrc != self._peer_ssrc:
-                # another SSRC: the peer's new one or a stranger's, as the source of the
-                # next packet with it will tell; read addresses until then
-                self._unsourced = (bytes(data), arrival, ssrc)
-                return
-            addr = self._remote
-        held = self._unsourced
-        if held is not None and held[2] == ssrc:
-            self._unsourced = None
-            self._receive(bytearray(held[0]), len(held[0]), addr, held[1])
         pt = buf[1] & 0x7F if rtp else -1
         media_pt = rtp and (pt == self._pt or pt in self._translate or pt == self._dtmf_pt)
-        if not self._accept_source(addr, ssrc, media_pt, arrival):
+        if not self._accept_source(addr, ssrc, media_pt, arrival, fast_heard):
             n["rx_filtered"] += 1
             return
         if rtp and ((buf[1] & 0x7F) == self._pt or (buf[1] & 0x7F) in self._translate):
@@ -565,14 +550,6 @@ class MediaSession:
         n["rx"] += 1
         self._rx.update(pkt, arrival_ts)
         self._jb.put(pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.marker, payload, arrival)
-
-    def _expire_unsourced(self, now: float) -> None:
-        """A packet held for its source that none of its SSRC followed within 100 ms: its
-        source stays unknown, so it is not taken (a stranger's stray packet; a stream of
-        the peer's is never one packet long)."""
-        if self._unsourced is not None and now - self._unsourced[1] > 0.1:
-            self._unsourced = None
-            self._n["rx_filtered"] += 1
 
     def _send_other(self, mic: Pcm, silence: Pcm, sender: RtpSender, dtmf_tx: DtmfSender,
                     out_buf: bytearray, out_view: Any) -> bool:
@@ -641,48 +618,66 @@ class MediaSession:
     # --------------------------------------------------------------- helpers
 
     def _accept_source(self, addr: tuple[str, int], ssrc: int, media: bool,
-                       arrival: float) -> bool:
-        """The source filter, and symmetric RTP: where the peer really sends from.
+                       arrival: float, fast_heard: float) -> bool:
+        """The source filter, and symmetric RTP: whether a packet is the peer's, and where
+        the peer really sends from.
 
-        Packets from where we send are taken. With symmetric RTP (``[sip] symmetric_rtp``,
-        for a peer behind NAT) we move to another source only for ``media`` (valid RTP of
-        a negotiated payload type, never garbage or a stray from a port scan): at once to
-        the SDP's address, or to the first source heard before any other; later (a NAT
-        rebinding the peer's port mid-call) at once for the peer's own SSRC, and for a new
-        SSRC (a restarted peer) once it has sent ``_MOVE_AFTER`` packets over at least as
-        many frame times while the current source said nothing: a burst is not a stream.
+        Taken: packets from where we send, and from the SDP's address. With symmetric RTP
+        (``[sip] symmetric_rtp``, a peer behind NAT) our stream latches, once, onto where
+        the peer's comes from, and only for ``media`` (valid RTP of a negotiated payload
+        type: never garbage or a port scan's stray): the SDP's address, or before any
+        latch and within ``_NAT_WINDOW`` s of the SDP another port of the SDP's IP (a NAT
+        that rewrote the port). The SDP's address takes the stream back from that latch:
+        the signalling vouches for it. Packets from anywhere else never move the stream,
+        unless ``follow_source`` (``_follow``); a stranger is never played, whenever it
+        sends and whatever SSRC it copies.
         """
         addr = (addr[0], addr[1])
         if addr == self._remote:
-            self._latched = True
-            self._candidate = None
+            self._heard = arrival
+            if media and not self._latched:
+                self._latched = True
+                self._candidate = None
             return True
         if not self._opt.symmetric_rtp or not media:
             return False
-        if addr == self._sdp_remote or ssrc == self._peer_ssrc:
-            self._move(addr)
+        if addr == self._sdp_remote:
+            self._move(addr, arrival)
             return True
         if addr == self._left[0] or ssrc == self._left[1]:
             return False  # the stream an SDP change left (another fork, the old peer)
-        if not self._latched:
-            self._move(addr)  # the first source heard
+        if (not self._latched and arrival <= self._nat_until
+                and addr[0] == self._sdp_remote[0]):
+            self._move(addr, arrival)  # the peer, behind a NAT that rewrote its port
             return True
-        progress = (self._rx.ssrc, self._rx.received)
-        c = self._candidate
-        if c is None or c[0] != addr or c[1] != ssrc or c[3] != progress:
-            self._candidate = (addr, ssrc, 1, progress, arrival)
-            return False
-        if c[2] + 1 < _MOVE_AFTER or arrival - c[4] < (_MOVE_AFTER - 1) * FRAME / RATE:
-            self._candidate = (addr, ssrc, c[2] + 1, progress, c[4])
-            return False
-        self._move(addr)
-        return True
+        if self._opt.follow_source:
+            return self._follow(addr, ssrc, arrival, max(self._heard, fast_heard))
+        return False
 
-    def _move(self, addr: tuple[str, int]) -> None:
+    def _follow(self, addr: tuple[str, int], ssrc: int, arrival: float,
+                heard: float) -> bool:
+        """``follow_source`` (a NAT lab whose bindings move): whether a new source takes
+        the stream now. Only once where we are has been silent ``_FOLLOW_SILENCE`` s (since
+        ``heard``: its last packet, or the SDP if it never sent) and the new source has
+        streamed ``_FOLLOW_STEADY`` s with one SSRC and no gap over ``_STEADY_GAP``: a
+        burst is not a stream, and nobody takes a call from a peer that is talking."""
+        c = self._candidate
+        if c is None or c[0] != addr or c[1] != ssrc or arrival - c[3] > _STEADY_GAP:
+            c = (addr, ssrc, arrival, arrival)
+        else:
+            c = (addr, ssrc, c[2], arrival)
+        if arrival - c[2] >= _FOLLOW_STEADY and arrival - heard >= _FOLLOW_SILENCE:
+            self._move(addr, arrival)
+            return True
+        self._candidate = c
+        return False
+
+    def _move(self, addr: tuple[str, int], arrival: float) -> None:
         log.info("symmetric RTP: sending to %s:%d instead of %s:%d", addr[0], addr[1],
                  *self._remote)
         self._remote = addr
         self._latched = True
+        self._heard = arrival
         self._peer_ssrc = None  # set again by its audio
         self._candidate = None
         # RTCP to the same host, until its own RTCP shows from where (it moved too)
@@ -720,10 +715,11 @@ class MediaSession:
             self._on_rtcp(rtcp, data, addr)
 
     def _rtcp_from_peer(self, packets: list[rtcp_mod.RtcpPacket],
-                        addr: tuple[str, int] | None) -> bool:
-        """Whether RTCP is the peer's: from where its RTP comes (rtcp-mux), or from its
-        host to our RTCP port, naming its SSRC once that is known. Without rtcp-mux and
-        with symmetric RTP, our reports then go where its reports come from."""
+                        addr: tuple[str, int]) -> bool:
+        """Whether RTCP is the peer's: from where its RTP comes (rtcp-mux), or to our RTCP
+        port from the SDP's RTCP address or, once its RTP is heard, from its host; naming
+        its SSRC once that is known. Without rtcp-mux and with symmetric RTP, our reports
+        then go where its reports come from."""
         sender = next((p.ssrc for p in packets
                        if isinstance(p, rtcp_mod.RtcpSrPacket | rtcp_mod.RtcpRrPacket)), None)
         if sender is None:
@@ -731,21 +727,19 @@ class MediaSession:
                            if isinstance(p, rtcp_mod.RtcpByePacket) and p.sources), None)
         if self._peer_ssrc is not None and sender != self._peer_ssrc:
             return False
-        if addr is None:  # read without its source (rtcp-mux): its SSRC must say
-            return sender is not None and sender == self._peer_ssrc
         addr = (addr[0], addr[1])
         if self.media.rtcp_mux:
             return addr == self._remote
         if self._rtcp_latched:
             return addr == self._rtcp_remote
-        if addr[0] != self._remote[0]:
+        if addr != self._sdp_rtcp and (not self._latched or addr[0] != self._remote[0]):
             return False
         if self._opt.symmetric_rtp:
             self._rtcp_remote, self._rtcp_latched = addr, True
         return True
 
     def _on_rtcp(self, rtcp: rtcp_mod.RtcpState, data: bytes,
-                 addr: tuple[str, int] | None) -> None:
+                 addr: tuple[str, int]) -> None:
         try:
             packets = rtcp_mod.parse_compound(data)
         except ValueError:
@@ -759,6 +753,29 @@ class MediaSession:
         if rtcp.bye_received and not was_bye:
             self._on_event({"event": "rtcp_bye"})
 
+
+
+def _peer_address(host: str, port: int, family: int) -> tuple[str, int]:
+    """The SDP's address as a packet's source reads on a socket of ``family``.
+
+    An IP address only: a name in ``c=`` (RFC 4566 §5.7 allows one) raises ValueError,
+    which ends the session with a ``media_error``. Resolving it would block the thread
+    that does (this one mid-call on a re-INVITE, or the event loop) for as long as DNS
+    takes, and whatever DNS answered would be what the source filter trusts; SIP peers
+    put addresses there. (Before, sendto resolved the name for every packet, and no
+    source ever matched it.) An IPv4 address on an IPv6 socket is the mapped form its
+    packets come from, as it must be to send there; IPv6 in its canonical form.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"the SDP's media address {host!r} is not an IP address "
+                         "(host names are not resolved)") from None
+    if family == socket.AF_INET6 and ip.version == 4:
+        return (f"::ffff:{ip}", port)
+    if family == socket.AF_INET and ip.version == 6:
+        raise ValueError(f"the SDP's media address {host} is IPv6; RTP is bound on IPv4")
+    return (str(ip), port)
 
 
 class TonePlayer:

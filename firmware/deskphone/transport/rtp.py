@@ -3,7 +3,9 @@
 The SIP core asks for a port when it builds an offer or an answer; binding
 the pair right then means the port we advertise is one we hold (two phones on
 one lab machine, or a port some other program took, cannot collide with us),
-and early media can arrive before the call is answered.
+and early media can arrive before the call is answered. The pair is picked at random
+from the range: a port handed out in order is one a stranger on the LAN can guess and
+send to before the peer does.
 
 ``ArrivalTimes`` tells when the packet just read from a socket came, from the
 kernel's receive stamp: the media thread reads its socket once per 20 ms frame,
@@ -16,6 +18,7 @@ import errno
 import fcntl
 import functools
 import logging
+import random
 import socket
 import struct
 import time
@@ -25,22 +28,31 @@ log = logging.getLogger(__name__)
 
 
 class RtpPortPool:
-    """Even RTP port + odd RTCP port, bound on ``host``, from [low, high]."""
+    """Even RTP port + odd RTCP port, bound on ``host``, from [low, high], at random
+    (``rng``: the system's, unless a test wants a seeded one)."""
 
-    def __init__(self, host: str, low: int, high: int) -> None:
+    def __init__(self, host: str, low: int, high: int, *,
+                 rng: random.Random | None = None) -> None:
         if low % 2:
             low += 1
         self.host = host
         self.low, self.high = low, high
-        self._next = low
+        self._rng = rng if rng is not None else random.SystemRandom()
         self._held: dict[int, tuple[socket.socket, socket.socket]] = {}
 
     def allocate(self) -> int:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         span = (self.high - self.low) // 2 + 1
-        for _ in range(span):
-            port = self._next
-            self._next = port + 2 if port + 2 <= self.high else self.low
+        # Every pair once, in a random order drawn as it goes (a Fisher-Yates shuffle of
+        # the pair indexes whose moved entries live in ``moved``): the first pick costs
+        # one draw however wide the range, and a pair held or taken sends us on to
+        # another random one, not to its neighbour.
+        moved: dict[int, int] = {}
+        for left in range(span, 0, -1):
+            j = self._rng.randrange(left)
+            index = moved.get(j, j)
+            moved[j] = moved.get(left - 1, left - 1)
+            port = self.low + 2 * index
             if port in self._held:
                 continue
             rtp = socket.socket(family, socket.SOCK_DGRAM)

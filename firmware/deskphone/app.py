@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .config import PhoneConfig
 from .console import (
     BUILTIN_COMMANDS,
@@ -74,7 +73,7 @@ def endpoint_config(cfg: PhoneConfig, local_host: str, local_port: int,
         display_name=acc.display_name,
         auth_user=acc.auth_user or acc.user,
         expires=acc.register_expires,
-        user_agent=cfg.sip.user_agent or f"deskphone/{__version__}",
+        user_agent=cfg.sip.user_agent or "deskphone",
         rtp_ports=(cfg.sip.rtp_port_min, cfg.sip.rtp_port_max),
         accept_from=cfg.sip.accept_from or ("proxy" if acc.registrar else "any"),
         realm=acc.realm or None,
@@ -164,6 +163,13 @@ class Phone:
                 unresolved = (f"no network: cannot resolve {registrar.host_bare} "
                               f"({e.strerror or e})")
         listen_host, listen_port = cfg.sip.listen_host, cfg.sip.listen_port
+        if not listen_host:
+            # no listen address given: the interface toward the registrar (or the domain),
+            # not every interface a scanner on another network could reach
+            towards = (proxy.host if proxy is not None else
+                       acc.domain_host if acc.domain_host[:1].isdigit() or ":" in
+                       acc.domain_host else "192.0.2.1")
+            listen_host = local_address_towards(towards, proxy.port if proxy else 5060)
         self.transport = SipTransport(listen_host, listen_port, self._on_datagram,
                                       self._on_transport_error)
         await self.transport.start()

@@ -58,6 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def loose_secrets(path: str | None, cfg: object) -> str:
+    """Why the config file's secrets are exposed (readable by group or others), or ""."""
+    if path is None:
+        return ""
+    acc = getattr(cfg, "account", None)
+    console = getattr(cfg, "console", None)
+    if not (getattr(acc, "password", "") or getattr(console, "token", "")):
+        return ""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if mode & 0o077:
+        return (f"{path} holds a password and is readable by others (mode "
+                f"{mode & 0o777:o}): chmod 600 {path}")
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
@@ -76,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"deskphone: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    loose = loose_secrets(args.config, cfg)
     if args.command == "check-config":
+        if loose:
+            print(f"deskphone: warning: {loose}", file=sys.stderr)
         print(f"{args.config}: ok")
         return 0
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -93,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     level = (args.log_level or cfg.log.level).upper()
     logging.basicConfig(level=level, format=fmt)
+    if loose:
+        logging.getLogger("deskphone").warning("%s", loose)
     from .app import Phone
 
     try:

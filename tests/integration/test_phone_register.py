@@ -51,7 +51,7 @@ def test_registers_with_its_contact_and_unregisters_on_sigterm(
     assert binding["uri"] == p.contact
     assert binding["socket"] == f"{transport}:{kamailio.domain}"
     assert 3590 <= binding["expires"] <= 3600
-    assert binding["user_agent"].startswith("deskphone/")
+    assert binding["user_agent"] == "deskphone"  # no version for a scanner to look up
     status = p.console.status()
     assert status["registered"] is True
     assert status["aor"] == f"sip:1001@{kamailio.domain}"

@@ -65,3 +65,18 @@ def test_console_script_entry_point_runs() -> None:
                          capture_output=True, text=True, timeout=30,
                          env={"PYTHONPATH": str(REPO / "firmware")})
     assert out.returncode == 0 and out.stdout.startswith("deskphone ")
+
+
+def test_a_config_with_a_password_readable_by_others_is_warned_about(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    path = tmp_path / "phone.toml"
+    path.write_text('[account]\nuser = "1001"\npassword = "secret"\ndomain = "127.0.0.1"\n')
+    os.chmod(path, 0o644)
+    assert main(["check-config", "-c", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "readable by others (mode 644): chmod 600" in err and "secret" not in err
+    os.chmod(path, 0o600)
+    assert main(["check-config", "-c", str(path)]) == 0
+    assert capsys.readouterr().err == ""

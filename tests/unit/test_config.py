@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deskphone import __version__
 from deskphone.config import (
     REQUIRED,
     SCHEMA,
@@ -101,8 +100,8 @@ def test_minimal_config_takes_defaults() -> None:
     assert config.account.transport == "udp"
     assert config.account.register_expires == 3600
     assert config.account.auth_user == "1001"
-    assert config.sip.user_agent == f"deskphone/{__version__}"
-    assert (config.sip.listen_host, config.sip.listen_port) == ("0.0.0.0", 5060)
+    assert config.sip.user_agent == "deskphone"  # no version for a scanner to look up
+    assert (config.sip.listen_host, config.sip.listen_port) == ("", 5060)  # toward the PBX
     assert (config.sip.rtp_port_min, config.sip.rtp_port_max) == (16384, 16482)
     assert config.console.listen == "tcp:127.0.0.1:5099"
     assert config.audio.tones == "us"

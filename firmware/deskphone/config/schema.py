@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from deskphone import __version__
-
 # --------------------------------------------------------------------------------------
 # Errors
 
@@ -190,6 +188,11 @@ def check_sip_uri(text: str) -> None:
         raise ValueError(
             f'expected a sip: or sips: URI such as "sip:127.0.0.1:5060", got {_quote(text)}'
         ) from None
+
+
+def _check_sip_listen(text: str) -> None:
+    if text:
+        parse_ip_port(text)
 
 
 def _check_registrar(text: str) -> None:
@@ -410,11 +413,14 @@ SCHEMA: Final[tuple[Section, ...]] = (
             Key(
                 "listen",
                 str,
-                'Local "IP:PORT" for SIP; IPv6 as "[::1]:5060".',
-                default="0.0.0.0:5060",
-                check=parse_ip_port,
+                'Local "IP:PORT" for SIP; IPv6 as "[::1]:5060"; empty: port 5060 on the '
+                "interface toward the registrar (not every interface: 0.0.0.0 must be asked "
+                "for).",
+                default="",
+                check=_check_sip_listen,
             ),
-            Key("user_agent", str, "User-Agent header value.", default=f"deskphone/{__version__}"),
+            Key("user_agent", str, "User-Agent and Server header value (no version unless "
+                'you add one: it tells a scanner what to try).', default="deskphone"),
             Key(
                 "rtp_port_min",
                 int,
@@ -723,8 +729,8 @@ class AccountConfig:
 
 @dataclass(frozen=True, slots=True)
 class SipConfig:
-    listen: str = "0.0.0.0:5060"
-    user_agent: str = f"deskphone/{__version__}"
+    listen: str = ""
+    user_agent: str = "deskphone"
     rtp_port_min: int = 16384
     rtp_port_max: int = 16482
     accept_from: str = ""
@@ -735,8 +741,8 @@ class SipConfig:
     listen_port: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        host, port = parse_ip_port(self.listen)
-        object.__setattr__(self, "listen_host", host)
+        host, port = parse_ip_port(self.listen) if self.listen else ("", 5060)
+        object.__setattr__(self, "listen_host", host)  # "": the app picks the interface
         object.__setattr__(self, "listen_port", port)
 
 

@@ -57,6 +57,15 @@ def test_response_goes_back_to_the_source_even_without_rport() -> None:
     assert addr == Addr("udp", "10.0.0.9", 40000)
 
 
+def test_a_forged_via_cannot_aim_our_response_at_a_third_party() -> None:
+    """Reflection: a Via naming a victim's host and port, sent from the attacker's, is
+    answered to the attacker's address, never to the victim's (issue: hardening, item 14)."""
+    ep = endpoint("1001", "127.0.0.1")
+    data = request("OPTIONS", via="SIP/2.0/UDP 192.0.2.50:53;branch=z9hG4bKx3")
+    [(_, addr)] = answers(ep, data, Addr("udp", "10.0.0.9", 40001))
+    assert addr == Addr("udp", "10.0.0.9", 40001)
+
+
 def test_garbage_is_dropped_and_logged() -> None:
     ep = endpoint("1001", "127.0.0.1")
     assert answers(ep, b"\x00\xffhello there") == []

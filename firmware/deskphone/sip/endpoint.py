@@ -18,7 +18,9 @@ callback does I/O.
 Where requests go: out-of-dialog requests to the account's domain go to the
 outbound proxy (the registrar); a SIP URI naming another IP address is called
 directly (a lab bench without a PBX). In-dialog requests follow the route set.
-Responses go back where the request came from (RFC 3261 §18.2.2, RFC 3581).
+Responses go back where the request came from (RFC 3581's behaviour), with or without
+``rport``: a deliberate departure from RFC 3261 §18.2.2's Via sent-by port, so a forged
+Via cannot aim our responses at a third party's port; we send only where packets came from.
 """
 
 from __future__ import annotations

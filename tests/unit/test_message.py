@@ -678,6 +678,37 @@ def test_framer_waits_for_the_rest() -> None:
     assert f.pending == 0
 
 
+def test_framer_says_when_a_header_block_is_coming_in() -> None:
+    """What the TCP transport times against slowloris: from a message's first
+    byte to the end of its header block; a keep-alive's CRLFs do not count."""
+    f = StreamFramer()
+    assert not f.head_pending
+    head_end = INVITE.index(b"\r\n\r\n") + 4
+    states = []
+    for i in range(len(INVITE)):
+        f.feed(INVITE[i : i + 1])
+        states.append(f.head_pending)
+    assert states == [True] * (head_end - 1) + [False] * (len(INVITE) - head_end + 1)
+    assert not f.feed(b"\r\n") and not f.head_pending  # a pong waiting to be dropped
+    assert not f.feed(b"OPT") and f.head_pending  # the pong dropped, a message begun
+    f = StreamFramer()
+    assert not f.feed(b"\r\n\r") and not f.head_pending  # maybe a ping
+    assert f.feed(b"\nOPT") == [StreamFramer.PING] and f.head_pending
+
+
+def test_framer_reads_the_content_length_line_as_parse_message_does() -> None:
+    for value in ("5 5", "+5", "0x5", "5;x", "٣"):
+        with pytest.raises(RemoteProtocolError) as e:
+            StreamFramer().feed(msg("MESSAGE sip:a@b.example.com SIP/2.0",
+                                    f"Content-Length: {value}", body="hello"))
+        assert str(e.value) == f"bad Content-Length: {value!r}"
+    data = msg("MESSAGE sip:a@b.example.com SIP/2.0", "Content-Length:  ", "  5\t", "l: 5",
+               body="hello")
+    assert StreamFramer().feed(data) == [data]  # folding, LWS
+    data = msg("MESSAGE sip:a@b.example.com SIP/2.0", "l: 005", body="hello")
+    assert StreamFramer().feed(data) == [data]  # leading zeros
+
+
 def test_framer_oversize() -> None:
     f = StreamFramer(max_message=100)
     with pytest.raises(RemoteProtocolError) as e:

@@ -80,7 +80,10 @@ def test_tcp_framing_and_keepalive() -> None:
         assert [f[0] for f in frames] == [MSG] * 2
         assert frames[0][1] == dest  # replies go back on this connection
         await t.close()
+        for w in writers:
+            w.close()
         server.close()
+        await server.wait_closed()
 
     run(main())
 
@@ -97,7 +100,10 @@ def test_tcp_ping_gets_a_pong() -> None:
         await writers[0].drain()
         await _until(lambda: bytes(received) == MSG + b"\r\n")
         await t.close()
+        for w in writers:
+            w.close()
         server.close()
+        await server.wait_closed()
 
     run(main())
 

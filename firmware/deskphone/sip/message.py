@@ -851,6 +851,13 @@ class StreamFramer:
     def pending(self) -> int:
         return len(self._buf)
 
+    @property
+    def head_pending(self) -> bool:
+        """A message has begun and its header block is not complete: what a
+        transport times (slowloris). Line ends waiting to become a keep-alive
+        are no message."""
+        return self._need < 0 and bool(self._buf) and self._buf[0] not in _CR_LF
+
 
 # Content-Length lines (any case, compact "l", LWS and folding before the
 # value): the rest of the line, which must be the number parse_message reads

@@ -68,7 +68,7 @@ from .transaction import (
     TimerValues,
     TxState,
 )
-from .uri import Address, SipUri, Uri, parse_uri, valid_host
+from .uri import Address, SipUri, Uri, parse_uint, parse_uri, valid_host
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
 ALLOWED = frozenset(m.strip() for m in ALLOW.split(","))
@@ -497,9 +497,12 @@ class Endpoint:
                 return self._register_failed(code, "auth failed", now)
             return self._send_register(now, expires, creds)
         if code == 423 and not unregistering:
-            v = resp.headers.get("Min-Expires") or ""
-            if v.strip().isdigit() and int(v) > expires:
-                reg.expires = int(v)
+            try:
+                wanted = resp.min_expires
+            except RemoteProtocolError:
+                wanted = None  # unreadable: a failure like any other 423
+            if wanted is not None and expires < wanted <= 86400:
+                reg.expires = wanted
                 return self._send_register(now, reg.expires)
         if code >= 300:
             return self._register_failed(code, resp.reason or str(code), now)
@@ -1441,8 +1444,11 @@ def _dtmf_relay(req: Request) -> tuple[str, int] | None:
     signal = fields.get("signal")
     if not signal:
         return None
-    dur = fields.get("duration", "0")
-    return signal, int(dur) if dur.isdigit() else 0
+    try:
+        duration = parse_uint(fields.get("duration", "0") or "0", 6, "dtmf-relay Duration")
+    except RemoteProtocolError:
+        duration = 0
+    return signal[:8], duration
 
 
 __all__ = ["Endpoint", "EndpointConfig", "Addr", "TimerValues", "parse_uri"]

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from .errors import RemoteProtocolError
 from .message import Response
 from .uri import SipUri, get_param
 
@@ -47,18 +48,23 @@ class Registration:
 
 
 def granted_expires(response: Response, contact: SipUri, requested: int) -> int:
-    """§10.2.4: our Contact's expires param, else the Expires header, else ours."""
+    """§10.2.4: our Contact's expires param, else the Expires header, else ours. A value
+    that does not parse (a 5,000-digit number, '²') counts as absent."""
     ours = (contact.user, contact.host, contact.port)
     for c in response.contacts:
         u = c.uri
         if isinstance(u, SipUri) and (u.user, u.host, u.port) == ours:
-            v = c.param("expires")
-            if v and v.isdigit():
-                return int(v)
-    v = response.headers.get("Expires")
-    if v and v.strip().isdigit():
-        return int(v.strip())
-    return requested
+            try:
+                granted = c.expires
+            except RemoteProtocolError:
+                granted = None
+            if granted is not None:
+                return granted
+    try:
+        header = response.expires
+    except RemoteProtocolError:
+        header = None
+    return header if header is not None else requested
 
 
 def refresh_delay(expires: int) -> float:
@@ -75,12 +81,15 @@ def retry_delay(failures: int, base: float, cap: float, rng: Rng) -> float:
 
 
 def via_nat_address(response: Response) -> tuple[str, int] | None:
-    """(received, rport) of our top Via: how the registrar sees us (RFC 3581)."""
+    """(received, rport) of our top Via: how the registrar sees us (RFC 3581). An rport
+    that does not parse (or is out of range) is no NAT information at all."""
     via = response.top_via
     received = via.param("received")
-    rport = get_param(via.params, "rport")
-    if not received and not rport:
+    try:
+        rport = via.rport
+    except RemoteProtocolError:
+        return None
+    if not received and rport is None:
         return None
     host = received or via.host
-    port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
-    return host, port
+    return host, rport if rport is not None else (via.port or 5060)

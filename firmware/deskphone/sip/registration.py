@@ -8,7 +8,7 @@ from typing import Protocol
 
 from .errors import RemoteProtocolError
 from .message import Response
-from .uri import SipUri, get_param
+from .uri import SipUri
 
 
 class Rng(Protocol):

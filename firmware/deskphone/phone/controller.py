@@ -101,8 +101,9 @@ class PhoneView:
 
 
 # SIP end reasons that get a tone while the handset is still up
-_BUSY_REASONS: Final = frozenset({"busy", "remote hangup"})
-_SILENT_REASONS: Final = frozenset({"cancelled", "rejected", "local hangup"})
+_BUSY_REASONS: Final = frozenset({sip.EndReason.BUSY, sip.EndReason.REMOTE_HANGUP})
+_SILENT_REASONS: Final = frozenset({sip.EndReason.CANCELLED, sip.EndReason.REJECTED,
+                                    sip.EndReason.LOCAL_HANGUP})
 
 
 class PhoneController:
@@ -534,7 +535,7 @@ class PhoneController:
         tone = (None if reason in _SILENT_REASONS else
                 "busy" if reason in _BUSY_REASONS else
                 "congestion" if (event.status or 0) >= 400 or reason else None)
-        if reason == "remote hangup" and not self._offhook:
+        if reason == sip.EndReason.REMOTE_HANGUP and not self._offhook:
             tone = None  # hands-free: no tone needed to tell the far end hung up
         return self._ended(reason, event.status, now, tone=tone)
 

@@ -87,9 +87,10 @@ REASONS = {
     501: "Not Implemented", 503: "Service Unavailable", 505: "Version Not Supported",
     513: "Message Too Large",
 }
-END_REASONS = {
-    404: "not found", 408: "timeout", 480: "unavailable", 486: "busy", 487: "cancelled",
-    488: "not acceptable", 600: "busy", 603: "declined", 604: "not found",
+END_REASONS: dict[int, ev.EndReason] = {
+    404: ev.EndReason.NOT_FOUND, 408: ev.EndReason.TIMEOUT, 480: ev.EndReason.UNAVAILABLE,
+    486: ev.EndReason.BUSY, 487: ev.EndReason.CANCELLED, 488: ev.EndReason.NOT_ACCEPTABLE,
+    600: ev.EndReason.BUSY, 603: ev.EndReason.DECLINED, 604: ev.EndReason.NOT_FOUND,
 }
 
 
@@ -399,7 +400,7 @@ class Endpoint:
             raise LocalProtocolError(f"call is {call.state.value}, not ringing")
         call.invite_tx.respond(
             self._response(call.invite_tx.request, code, to_tag=call.local_tag), now)
-        self._end(call, "rejected", code)
+        self._end(call, ev.EndReason.REJECTED, code)
 
     def hangup(self, now: float, call_id: str | None = None) -> None:
         """End the call whatever its state: CANCEL, reject, or BYE."""
@@ -410,20 +411,20 @@ class Endpoint:
                 self._send_cancel(call, now)
             else:
                 call.cancel_pending = True  # §9.1: CANCEL only once a 1xx came
-            self._end(call, "cancelled", None)
+            self._end(call, ev.EndReason.CANCELLED, None)
         elif st is CallState.RINGING_OUT:
             self._send_cancel(call, now)
-            self._end(call, "cancelled", None)
+            self._end(call, ev.EndReason.CANCELLED, None)
         elif st is CallState.INCOMING:
             self.reject(now, 486, call.call_id)
         elif st is CallState.ANSWERED:
             # §15: no BYE before our 2xx is ACKed (or its transaction times out); the
             # call is over for the person now, the BYE follows the ACK
             self._awaiting_ack[call.call_id] = call
-            self._end(call, "local hangup", None)
+            self._end(call, ev.EndReason.LOCAL_HANGUP, None)
         elif st is CallState.CONNECTED:
             self._send_bye(call, now)
-            self._end(call, "local hangup", None)
+            self._end(call, ev.EndReason.LOCAL_HANGUP, None)
 
     def target_uri(self, target: str) -> SipUri:
         """What the person dialled as a URI: ``1002`` -> ``sip:1002@<domain>``."""
@@ -489,7 +490,7 @@ class Endpoint:
                 return self._send_register(now, 0)
         if code in (401, 407):
             challenges, refused = self._challenges(resp, self.config.proxy, learn=True)
-            if refused:
+            if refused is not None:
                 return self._register_failed(code, refused, now)
             creds = self._auth.answer(challenges, "REGISTER", str(self.config.registrar),
                                       b"", self._reg_creds)
@@ -565,7 +566,7 @@ class Endpoint:
     def _on_invite_response(self, call: Call, resp: Response | Timeout, now: float) -> None:
         if isinstance(resp, Timeout):
             if call.live:
-                self._end(call, "timeout", 408)
+                self._end(call, ev.EndReason.TIMEOUT, 408)
             return
         code = resp.status
         if code < 200:
@@ -588,14 +589,14 @@ class Endpoint:
             sent = [(n, v) for n, v in invite.headers
                     if n in ("Authorization", "Proxy-Authorization")]
             challenges, refused = self._challenges(resp, call.invite_addr, learn=True)
-            if refused:
+            if refused is not None:
                 self._warn(f"call {call.call_id}: {refused}", str(call.invite_addr))
                 self._end(call, refused, code)
                 return
             creds = self._auth.answer(challenges, "INVITE", str(invite.uri), invite.body,
                                       sent)
             if creds is None:
-                self._end(call, "auth failed", code)
+                self._end(call, ev.EndReason.AUTH_FAILED, code)
                 return
             headers = invite.headers.remove("Authorization").remove("Proxy-Authorization")
             headers = headers.set("CSeq", f"{invite.cseq.seq + 1} INVITE")
@@ -604,7 +605,7 @@ class Endpoint:
             self._send_invite(call, invite.with_headers(headers), now)
             return
         if call.live:
-            self._end(call, END_REASONS.get(code, "failed"), code)
+            self._end(call, END_REASONS.get(code, ev.EndReason.FAILED), code)
 
     def _early_media(self, call: Call, resp: Response) -> NegotiatedMedia | None:
         """The media an SDP answer in a provisional response negotiates: the first such
@@ -649,7 +650,7 @@ class Endpoint:
             self._send(ack, call.ack_addr)
             self._warn(f"call {call.call_id}: 2xx without Contact", str(call.invite_addr))
             self._send_bye(call, now)
-            self._end(call, "bad answer (no Contact)", 502)
+            self._end(call, ev.EndReason.BAD_ANSWER, 502)
             return
         dialog = Dialog.from_uac(invite, resp)
         call.dialog = dialog
@@ -679,7 +680,7 @@ class Endpoint:
         except SdpError as e:
             self._warn(f"call {call.call_id}: bad SDP answer: {e}", str(call.ack_addr))
             self._send_bye(call, now)
-            self._end(call, "media negotiation failed", 488)
+            self._end(call, ev.EndReason.MEDIA_FAILED, 488)
             return
         call.media = media
         call.state = CallState.CONNECTED
@@ -756,7 +757,7 @@ class Endpoint:
             if isinstance(resp, Timeout) and call.live:
                 # §14.1: a re-INVITE that times out ends the dialog
                 self._send_bye(call, now)
-                self._end(call, "timeout", 408)
+                self._end(call, ev.EndReason.TIMEOUT, 408)
             return
         if resp.status < 200:
             return
@@ -764,7 +765,7 @@ class Endpoint:
         if resp.status >= 300:
             if resp.status in (408, 481) and call.live:  # §14.1
                 self._send_bye(call, now)
-                self._end(call, END_REASONS.get(resp.status, "failed"), resp.status)
+                self._end(call, END_REASONS.get(resp.status, ev.EndReason.FAILED), resp.status)
             else:
                 self._warn(f"call {call.call_id}: re-INVITE refused: {resp.status} "
                            f"{resp.reason}", "")
@@ -836,7 +837,7 @@ class Endpoint:
             gone = isinstance(resp, Timeout) or resp.status in (408, 481)
             if gone and call.live:
                 self._send_bye(call, t)
-                self._end(call, "far end gone", 408 if isinstance(resp, Timeout)
+                self._end(call, ev.EndReason.FAR_END_GONE, 408 if isinstance(resp, Timeout)
                           else resp.status)
 
         self._in_dialog(call, "OPTIONS", now, [("Accept", ACCEPT)], tu=tu)
@@ -985,7 +986,7 @@ class Endpoint:
         if invite_tx.state is TxState.PROCEEDING:
             invite_tx.respond(self._response(invite_tx.request, 487, to_tag=tag), now)
             if call is not None and call.invite_tx is invite_tx:
-                self._end(call, "cancelled", 487)
+                self._end(call, ev.EndReason.CANCELLED, 487)
 
     def _on_ack(self, req: Request, now: float) -> None:
         hung_up = self._awaiting_ack.get(req.call_id)
@@ -1009,7 +1010,7 @@ class Endpoint:
             except SdpError as e:
                 self._warn(f"call {call.call_id}: bad SDP in ACK: {e}", "")
                 self._send_bye(call, now)
-                self._end(call, "media negotiation failed", 488)
+                self._end(call, ev.EndReason.MEDIA_FAILED, 488)
                 return
             call.remote_offer_in_ack = False
         if call.state is CallState.ANSWERED:
@@ -1035,7 +1036,7 @@ class Endpoint:
             return
         if method == "BYE":
             self._reply(req, source, 200, now)
-            self._end(call, "remote hangup", None)
+            self._end(call, ev.EndReason.REMOTE_HANGUP, None)
         elif method == "INVITE":
             self._on_reinvite(call, req, source, now)
         elif method == "INFO":
@@ -1104,7 +1105,7 @@ class Endpoint:
             return
         if call.invite_tx is stx and call.state is CallState.ANSWERED:
             self._send_bye(call, now)
-            self._end(call, "no ACK", 408)
+            self._end(call, ev.EndReason.NO_ACK, 408)
 
     def _find_dialog_call(self, req: Request) -> Call | None:
         call = self._calls.get(req.call_id)
@@ -1321,7 +1322,7 @@ class Endpoint:
         return Addr(t, uri.host_bare, uri.port or 5060)
 
     def _challenges(self, resp: Response, sent_to: Addr | None, *,
-                    learn: bool) -> tuple[list[tuple[str, str]], str]:
+                    learn: bool) -> tuple[list[tuple[str, str]], ev.EndReason | None]:
         """The challenges of a 401/407 we may answer, or why we answer none.
 
         A digest response is an offline-crackable hash of the password over a nonce the
@@ -1330,7 +1331,7 @@ class Endpoint:
         first one the proxy asks for), and only with qop (RFC 2069's bare MD5 unless
         allowed)."""
         if self.config.proxy is None or sent_to != self.config.proxy:
-            return [], "auth refused: not our proxy"
+            return [], ev.EndReason.AUTH_NOT_OUR_PROXY
         parsed: list[tuple[tuple[str, str], Challenge]] = []
         for name, value in resp.headers:
             if name in ("WWW-Authenticate", "Proxy-Authenticate"):
@@ -1339,17 +1340,17 @@ class Endpoint:
                 except AuthError:
                     continue  # Basic, garbage: never answered
         if not parsed:
-            return [], "auth failed"
+            return [], ev.EndReason.AUTH_FAILED
         if self._realm is None and learn:
             self._realm = parsed[0][1].realm
         ours = [(pair, c) for pair, c in parsed if c.realm == self._realm]
         if not ours:
-            return [], "auth refused: foreign realm"
+            return [], ev.EndReason.AUTH_FOREIGN_REALM
         if not self.config.allow_rfc2069:
             ours = [(pair, c) for pair, c in ours if c.qop]
             if not ours:
-                return [], "auth refused: no qop (RFC 2069)"
-        return [pair for pair, _ in ours], ""
+                return [], ev.EndReason.AUTH_NO_QOP
+        return [pair for pair, _ in ours], None
 
     @staticmethod
     def _we_hold(call: Call) -> bool:
@@ -1380,7 +1381,7 @@ class Endpoint:
             return call.invite_addr
         return call.invite_tx.addr if call.invite_tx is not None else None
 
-    def _end(self, call: Call, reason: str, status: int | None) -> None:
+    def _end(self, call: Call, reason: ev.EndReason, status: int | None) -> None:
         """The call is over for the person; transactions may still finish on the wire
         (a CANCEL's 487, a BYE's 200): their callbacks hold the Call, not the table.
         ``CallEnded`` carries no port: the runtime knows each call's ``local_port``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from ..sdp import NegotiatedMedia
@@ -68,10 +69,34 @@ class CallUpdateFailed:
     reason: str
 
 
+class EndReason(enum.StrEnum):
+    """Why a call ended, as the SIP core says it; a str, so logs and JSON show the text."""
+
+    LOCAL_HANGUP = "local hangup"
+    REMOTE_HANGUP = "remote hangup"
+    CANCELLED = "cancelled"  # the caller gave up (487), or we did before an answer
+    REJECTED = "rejected"  # we turned the call away
+    BUSY = "busy"
+    DECLINED = "declined"
+    NOT_FOUND = "not found"
+    UNAVAILABLE = "unavailable"
+    NOT_ACCEPTABLE = "not acceptable"
+    TIMEOUT = "timeout"
+    FAILED = "failed"  # any other final failure response
+    AUTH_FAILED = "auth failed"
+    AUTH_NOT_OUR_PROXY = "auth refused: not our proxy"
+    AUTH_FOREIGN_REALM = "auth refused: foreign realm"
+    AUTH_NO_QOP = "auth refused: no qop (RFC 2069)"
+    MEDIA_FAILED = "media negotiation failed"
+    BAD_ANSWER = "bad answer (no Contact)"
+    NO_ACK = "no ACK"
+    FAR_END_GONE = "far end gone"
+
+
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     call_id: str
-    reason: str  # "local hangup", "remote hangup", "cancelled", "busy", "rejected", ...
+    reason: EndReason
     status: int | None = None
 
 

@@ -33,6 +33,7 @@ class Packet:
     marker: bool
     payload: bytes
     arrival: float
+    event: bool = False  # an RFC 4733 event (put_event): no audio
 
 
 def stream(count: int, *, ptime_ms: int = 20, seq0: int = 0, ts0: int = 0, ssrc: int = 1,
@@ -67,7 +68,10 @@ def play(jb: JitterBuffer, packets: Iterable[Packet], seconds: float, *,
         now = t0 + phase + k * PERIOD
         while i < len(pending) and pending[i].arrival <= now + 1e-9:
             p = pending[i]
-            jb.put(p.seq, p.ts, p.ssrc, p.marker, p.payload, p.arrival)
+            if p.event:
+                jb.put_event(p.seq, p.ts, p.ssrc)
+            else:
+                jb.put(p.seq, p.ts, p.ssrc, p.marker, p.payload, p.arrival)
             i += 1
         out.append(Played(now, jb.get(now), jb.stats()))
     return out
@@ -487,3 +491,90 @@ def test_recode_maps_what_is_held_and_only_that() -> None:
     assert [f.payload for f in heard if f.kind is AUDIO] == [
         bytes([1]) * 160, bytes([253]) * 160, bytes([252]) * 160,
         bytes([246]) * 80 + bytes([200]) * 80]
+
+
+# -- RFC 4733 events (DTMF) ---------------------------------------------------------------
+
+def with_digits(packets: list[Packet], digits: list[tuple[int, int]], *,
+                beside: bool = False) -> list[Packet]:
+    """The stream as a sender of DTMF sends it: for each (first, count), the audio packets
+    first .. first + count - 1 give way to as many event packets, one per 20 ms, each
+    with the event's start timestamp and the next sequence number (RFC 4733 §2.5.1), and
+    the audio then goes on, its timestamps having run on meanwhile. ``beside``: the event
+    packets come besides the audio instead (RFC 4733 allows both), each just before the
+    audio packet of its time, numbered before it."""
+    out: list[Packet] = []
+    seq = packets[0].seq
+    for p in packets:
+        k = p.ts // FRAME
+        digit = next(((first, n) for first, n in digits if first <= k < first + n), None)
+        if digit is not None:
+            start = digit[0] * FRAME
+            out.append(Packet(seq & 0xFFFF, start, p.ssrc, k == digit[0], b"", p.arrival,
+                              event=True))
+            seq += 1
+            if not beside:
+                continue
+        out.append(replace(p, seq=seq & 0xFFFF))
+        seq += 1
+    return out
+
+
+def test_a_digit_sent_instead_of_audio_is_silence_not_a_loss() -> None:
+    """Most senders send a digit's events instead of their audio. The event packets take
+    sequence numbers, so the audio either side is in sequence: nothing is lost, and the
+    frames of the digit are the sender's silence, not losses to conceal (concealment
+    would make up 60 ms of the voice from before the key press)."""
+    packets = with_digits(stream(100), [(30, 8)])
+    jb = JitterBuffer()
+    played = play(jb, packets, 2.02)  # to the stream's last frame
+    assert kinds(played) == "." + "A" * 30 + "." * 8 + "A" * 62
+    assert audio_timestamps(played) == [k * FRAME for k in range(100) if not 30 <= k < 38]
+    s = jb.stats()
+    assert (s["received"], s["expected"], s["lost"], s["concealed"]) == (100, 100, 0, 0)
+
+
+def test_events_beside_the_audio_change_nothing_heard() -> None:
+    packets = with_digits(stream(100), [(30, 8)], beside=True)
+    jb = JitterBuffer()
+    played = play(jb, packets, 2.02)
+    assert kinds(played) == "." + "A" * 100
+    s = jb.stats()
+    assert (s["received"], s["expected"], s["lost"], s["concealed"]) == (108, 108, 0, 0)
+
+
+def test_losses_next_to_a_digit_are_still_concealed() -> None:
+    """A digit's silence runs from its start to the audio after it, no further: the audio
+    lost just before the digit, or just after it, is concealed as any loss."""
+    packets = [p for p in with_digits(stream(100), [(30, 8)])
+               if p.event or p.ts // FRAME not in (29, 40)]
+    jb = JitterBuffer()
+    played = play(jb, packets, 2.02)
+    assert kinds(played) == "." + "A" * 29 + "M" + "." * 8 + "AA" + "M" + "A" * 59
+    s = jb.stats()
+    assert (s["lost"], s["concealed"]) == (2, 2)
+
+
+def test_digits_the_buffer_holds_at_once_are_each_silence() -> None:
+    """A deep buffer (100 ms) holds a digit, the audio after it and the next digit at once
+    (and a third right after the second, no audio between): each digit's frames are
+    silence, the audio between them plays, nothing is lost."""
+    packets = with_digits(stream(100), [(30, 4), (36, 3), (39, 2)])
+    jb = JitterBuffer(min_delay_ms=100)
+    played = play(jb, packets, 2.1)
+    assert kinds(played) == "." * 5 + "A" * 30 + "." * 4 + "AA" + "." * 5 + "A" * 59
+    s = jb.stats()
+    assert (s["lost"], s["concealed"]) == (0, 0)
+
+
+def test_events_of_another_ssrc_or_before_the_audio_are_not_the_streams() -> None:
+    jb = JitterBuffer()
+    jb.put_event(5, 800, 1)  # before any audio: no stream to belong to
+    assert jb.stats()["received"] == 0
+    packets = stream(20)
+    stranger = [Packet(p.seq + 1000, 0, 2, False, b"", p.arrival, event=True)
+                for p in packets[5:10]]
+    played = play(jb, packets + stranger, 0.5)
+    assert kinds(played)[:21] == "." + "A" * 20
+    s = jb.stats()
+    assert (s["received"], s["expected"], s["restarts"]) == (20, 20, 0)

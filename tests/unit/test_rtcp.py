@@ -29,7 +29,7 @@ from deskphone.media.rtcp import (
     parse_compound,
     serialize_compound,
 )
-from deskphone.media.rtp import ReceiveStats, RtpPacket, RtpSender
+from deskphone.media.rtp import Arrival, ReceiveStats, RtpPacket, RtpSender
 
 
 class FakeRng:
@@ -314,6 +314,30 @@ def test_negative_loss_and_interval_fraction_in_blocks() -> None:
                                                rtp_timestamp=0, stats=stats))[0]
     assert isinstance(second, RtcpRrPacket)
     assert (second.reports[0].packets_lost, second.reports[0].fraction_lost) == (0, 128)
+
+
+def test_a_digits_packets_are_received_packets_not_losses_nor_jitter() -> None:
+    """RFC 4733 events share the audio's SSRC and sequence numbers (a sender mostly sends
+    them instead of its audio): RFC 3550 A.1 counts them as received, so the audio either
+    side of a digit is no loss; they have no say in the jitter, for every packet of an
+    event carries the event's start timestamp."""
+    stats = valid_stats(*range(1, 11))  # audio 1..10, on time
+    for seq in range(11, 19):  # the digit: 8 event packets, timestamp 160 * 11
+        assert stats.update_sequence(seq, PEER) is Arrival.IN_ORDER
+    for seq in range(19, 25):  # the audio goes on, its timestamps having run on
+        stats.update(RtpPacket(payload_type=0, sequence_number=seq, timestamp=160 * seq,
+                               ssrc=PEER), 160 * seq)
+    # another source's events are not the stream's, nor do they start or switch it
+    assert stats.update_sequence(25, 0x999) is None
+    assert (stats.ssrc, stats.ssrc_changes, stats.extended_max_seq) == (PEER, 0, 24)
+    state = RtcpState(0xAB, "me", FakeRng(), T0)
+    rr = parse_compound(state.build_report(T0 + 1, packets_sent=0, octets_sent=0,
+                                           rtp_timestamp=0, stats=stats))[0]
+    assert isinstance(rr, RtcpRrPacket)
+    block = rr.reports[0]
+    assert (block.packets_lost, block.fraction_lost, block.highest_sequence,
+            block.jitter) == (0, 0, 24, 0)
+    assert stats.update_sequence(24, PEER) is Arrival.DUPLICATE
 
 
 def test_lsr_and_dlsr_echo_the_peers_last_sender_report() -> None:

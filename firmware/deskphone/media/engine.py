@@ -16,6 +16,13 @@ the kernel received it (``transport.rtp.ArrivalTimes``), not when the loop read
 it: read once a frame, a steady stream landing near the loop's tick would look
 like 20 ms of jitter, and the buffer would hold a frame more than it needs.
 
+RFC 4733 events (received DTMF) take sequence numbers of the peer's stream:
+``ReceiveStats`` (RFC 3550 A.1: every packet of the source, not in the jitter)
+and the jitter buffer account them, so a digit is no loss. Most senders send
+them instead of audio: those frames are the sender's silence and play as such
+(what sounded fades out in 4 ms), not concealed, for PLC would make up 60 ms of
+the voice from before the key press at every digit.
+
 The control plane (the asyncio loop) talks to the thread only through a
 queue of commands (update, mute, hold, dtmf, tone, stop) and reads ``stats()``,
 a dict the thread replaces whole twice a second and as it ends. Events the
@@ -328,7 +335,7 @@ class MediaSession:
         unpack = _HEADER.unpack_from
         rx_update = rx.update_fields
         jb_put, jb_pop = jb.put, jb.pop
-        good_decoded, lost = plc.good_decoded, plc.lost
+        good_decoded, lost, quiet = plc.good_decoded, plc.lost, plc.silence
         header_into = sender.header_into
         missing = FrameKind.MISSING
         reads_per_turn = range(_MAX_READS)
@@ -401,8 +408,8 @@ class MediaSession:
                         play = (lost() if ahead is None
                                 else plc.lost_decoded(decode_octets, *ahead))
                         n_concealed += 1
-                    else:
-                        play = silence
+                    else:  # no stream yet, a gap, a digit: what sounded fades out
+                        play = quiet()
                 elif len(payload) == FRAME:
                     play = good_decoded(decode_octets, payload)
                 else:
@@ -537,8 +544,12 @@ class MediaSession:
                 return
             self._dtmf_heard = arrival
             self._report_digits(digits)
-            # not into ReceiveStats: every packet of an event carries the event's start
-            # timestamp, which RFC 3550's jitter would read as the stream stalling
+            # its sequence number is the audio's stream's: counted (RFC 3550 A.1), and the
+            # audio either side of it in sequence; not its timing (every packet of an event
+            # carries the event's start timestamp, which the jitter would read as a stall)
+            if self._rx.update_sequence(pkt.sequence_number, pkt.ssrc) is not None:
+                n["rx"] += 1
+            self._jb.put_event(pkt.sequence_number, pkt.timestamp, pkt.ssrc)
             return
         payload = pkt.payload
         if pkt.payload_type != self._pt:

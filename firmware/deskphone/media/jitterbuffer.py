@@ -55,6 +55,13 @@ fastest path) includes the wait until the turn.
 After a MISSING frame, ``peek`` hands out the next frame held whole and its distance, for
 the concealer to run the gap into (plc.py).
 
+RFC 4733 events (DTMF) share the audio's SSRC and sequence numbers, and a sender may send
+them instead of its audio (most do). ``put_event`` takes their sequence numbers, so the
+audio either side of a digit is in sequence, and marks the stretch from the event's start
+to the next audio as *quiet*: a frame missing there is the sender's silence, not a loss.
+It plays as SILENCE, and counts as a gap (the level may change there, for free), as
+between talk spurts; concealing it would make up the voice from before the key press.
+
 A new SSRC, a sequence jump of more than MAX_DROPOUT or a timestamp more than
 ``max_delay + 1 s`` off the stream's timeline restarts the stream; counters carry on.
 
@@ -178,6 +185,10 @@ class JitterBuffer:
         self._min_seq = seq
         self._seen = 0  # bit k: sequence number max_seq - k arrived
         self._fast.clear()
+        # quiet stretches (put_event): [start, end) extended timestamps, end None until
+        # audio comes; and the start timestamp of the last event, whose packets all carry it
+        self._quiet: list[list[Any]] = []
+        self._event_ts: int | None = None
         self._base = arrival * self._rate - timestamp
         self._spread = 0.0
         self._last_arrival = arrival
@@ -222,6 +233,8 @@ class JitterBuffer:
                 if arrival > last:
                     self._last_arrival = arrival
                 slots[t] = [payload, self._full, False]
+                if self._quiet:
+                    self._audio_at(t)
                 return
         self._put(seq, timestamp, ssrc, marker, payload, arrival)
 
@@ -272,7 +285,62 @@ class JitterBuffer:
             self._playing = False
             self._play = t
         self._time(t, arrival)
+        if self._quiet and payload:
+            self._audio_at(t)
         self._store(t, marker, payload)
+
+    def put_event(self, seq: int, timestamp: int, ssrc: int) -> None:
+        """Take an RFC 4733 event packet of the stream: its sequence number, so that the
+        audio either side of it is in sequence (not lost), and, from the event's start to
+        the next audio, frames with no audio as the sender's silence (it sent the event
+        instead), not losses to conceal. Its arrival says nothing of the audio's timing:
+        every packet of an event carries the event's start timestamp (RFC 4733 §2.5.1.2).
+        Another SSRC's events, or any before the audio's first packet, are not the
+        stream's: ignored."""
+        if ssrc != self._ssrc:
+            return
+        d = seq_diff(seq, self._max_seq & 0xFFFF)
+        if abs(d) > MAX_DROPOUT:
+            return  # a jump in numbering is for the audio to show (_put)
+        if d > 0:
+            self._seen = ((self._seen << d) | 1) & _SEEN_MASK
+            self._max_seq += d
+        else:
+            back = -d
+            if back < _SEEN_WINDOW:
+                if self._seen >> back & 1:
+                    self._duplicates += 1
+                    return
+                self._seen |= 1 << back
+            if back:
+                self._reordered += 1
+            self._min_seq = min(self._min_seq, self._max_seq - back)
+        self._received += 1
+        if timestamp == self._event_ts:
+            return  # the same event again (its updates, its end sent three times)
+        self._event_ts = timestamp
+        t = self._play + ts_diff(timestamp, self._play & _TS_MASK)
+        for start, end in self._quiet:
+            if start <= t and (end is None or t < end):
+                return  # a next digit (or segment) while no audio came between
+        # up to the audio held after it, if any (it came first: reordered)
+        end = min((s for s in self._slots if s >= t), default=None)
+        self._quiet.append([t, end])
+
+    def _audio_at(self, t: int) -> None:
+        """Audio at extended timestamp ``t`` ends every quiet stretch it comes after."""
+        for stretch in self._quiet:
+            start, end = stretch
+            if start <= t and (end is None or t < end):
+                stretch[1] = t
+
+    def _quiet_now(self) -> bool:
+        """Whether frame P lies in a quiet stretch (forgetting those played past)."""
+        quiet, play = self._quiet, self._play
+        while quiet and quiet[0][1] is not None and quiet[0][1] <= play:
+            del quiet[0]
+        return any(start < play + self._fs and (end is None or play < end)
+                   for start, end in quiet)
 
     def _restart(self, ssrc: int, seq: int, timestamp: int, arrival: float) -> None:
         if self._ssrc is not None:
@@ -425,9 +493,14 @@ class JitterBuffer:
             self._offset += (offset - self._offset) * _LEVEL_GAIN
         slot = self._slots.get(self._play)
         complete = slot is not None and slot[1] == self._full
-        # a gap: frame P missing after concealment has faded (60 ms); a frame lost in
-        # speech is concealed, and neither lowers the level nor lets it be lowered
-        gap = not complete and self._since_audio >= _GAP_FRAMES
+        # a frame the sender sent an event instead of (put_event): silence, as between
+        # talk spurts, from its first frame
+        quiet = not complete and bool(self._quiet) and self._quiet_now()
+        if quiet:
+            self._silent = True
+        # a gap: frame P missing after concealment has faded (60 ms), or quiet; a frame
+        # lost in speech is concealed, and neither lowers the level nor lets it be lowered
+        gap = not complete and (quiet or self._since_audio >= _GAP_FRAMES)
         if target > self._target_eff or gap or (slot is not None and slot[2]):
             self._target_eff = target  # grow at once; shrink only at a gap or spurt start
         level = self._offset - self._base
@@ -511,10 +584,11 @@ class JitterBuffer:
     def stats(self) -> dict[str, float]:
         """Counters since creation (across restarts) and the current delays.
 
-        ``received`` counts distinct packets (late ones too), so ``received + lost ==
-        expected``; ``late`` packets came after their frame played; ``concealed`` counts
-        MISSING frames; ``inserted`` / ``skipped`` / ``dropped`` are level adjustments
-        (gap frames added, gap frames skipped, audio frames dropped for clock skew).
+        ``received`` counts distinct packets (late ones too, and RFC 4733 events: they
+        take sequence numbers of the stream), so ``received + lost == expected``;
+        ``late`` packets came after their frame played; ``concealed`` counts MISSING
+        frames; ``inserted`` / ``skipped`` / ``dropped`` are level adjustments (gap
+        frames added, gap frames skipped, audio frames dropped for clock skew).
         """
         expected = self._expected_prior + self._max_seq - self._min_seq + 1
         ms = 1000.0 / self._rate

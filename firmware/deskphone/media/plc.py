@@ -35,6 +35,10 @@ dropped a frame), the next frame is cross-faded in from the frame ahead's start,
 it is lost too, the loss starts afresh, repeating the backward repeat's last period. On
 the bench (bench/voice_quality.py, 5 % loss) this lifts PESQ from 3.40 to 3.81.
 
+Meant silence (``silence()``): a frame the sender sent no audio for on purpose (an RFC
+4733 event in its place) is no loss and is not concealed: what sounded goes to zero over
+4 ms from the last sample played, and the next good frame fades in as after a loss.
+
 Differences from the Appendix's reference code, and why:
 
 - No 3.75 ms output delay. The Appendix delays all speech so that it can rewrite the last
@@ -82,6 +86,7 @@ _RECOVERY_STEP: Final = 32  # 4 ms of cross-fade per 10 ms lost
 _RECOVERY_MAX: Final = 80  # 10 ms
 _CORR_MIN_POWER: Final = 500.0  # the Appendix's 250 over 80 products, for our 160
 _LAGS: Final = PITCH_MAX - PITCH_MIN + 1
+_FADE_OUT: Final = 32  # 4 ms: what sounded goes to zero over this, into meant silence
 
 
 def _fade() -> Float:
@@ -123,6 +128,11 @@ class Concealer:
         self._fix: Float = np.zeros(_OVERLAP_MAX, np.float32)
         self._work: Float = np.zeros(max(n, _RECOVERY_MAX), np.float32)
         self._out: Pcm = np.zeros(n, np.int16)
+        self._zeros: Pcm = np.zeros(n, np.int16)
+        self._zeros.flags.writeable = False
+        # (m - 1 - i) / m: from just under the last sample played down to 0
+        self._fade_out: Float = (np.arange(_FADE_OUT, 0, -1, dtype=np.float32) - 1.0) \
+            / np.float32(_FADE_OUT)
         self._synthetic: Float = np.zeros(_RECOVERY_MAX, np.float32)
         self._fade_in: Float = np.zeros(_RECOVERY_MAX, np.float32)
         self._steps: Float = np.arange(1, _RECOVERY_MAX + 1, dtype=np.float32)
@@ -300,6 +310,29 @@ class Concealer:
             self._erased += count
         if self._ahead_left >= n:
             self._merge(work)
+        return self._finish(work)
+
+    def silence(self) -> Pcm:
+        """The frame to play for one the sender meant to be silent (it sent an RFC 4733
+        event in the audio's place): not a loss, so nothing is made up. What was still
+        sounding goes to zero over the first ``_FADE_OUT`` samples, from the last sample
+        played (a step there is a click), and the next good frame fades in as after a
+        loss that ran out. Do not write to the frame returned."""
+        if self._erased >= _SILENT_AFTER:
+            return self._zeros  # faded out already: a loss ran out, or silence went before
+        self._catch_up()
+        last = float(self._history[-1])
+        if not last and not self._erased and not self._history.any():
+            return self._zeros  # nothing heard yet (a call's first frames)
+        n = self.frame_samples
+        work = self._work[:n]
+        work[:] = 0.0
+        m = min(_FADE_OUT, n)
+        np.multiply(self._fade_out[:m], np.float32(last), out=work[:m])
+        self._out_on_loan = -1
+        self._erased = _SILENT_AFTER
+        self._weight = 0.0
+        self._ahead_left = 0
         return self._finish(work)
 
     def lost_decoded(self, decode: Callable[[_Octets, memoryview], None], payload: _Octets,

@@ -423,6 +423,20 @@ class ReceiveStats:
             return _IN_ORDER
         return self._update_fields(seq, timestamp, ssrc, arrival)
 
+    def update_sequence(self, seq: int, ssrc: int) -> Arrival | None:
+        """Account for a packet of the source that has no place in the jitter: an RFC 4733
+        event, whose packets all carry the event's start timestamp (§2.5.1.2), which A.8
+        would read as the stream stalling. Its sequence number counts all the same: A.1
+        covers every packet of the SSRC, and the audio either side of a digit is in
+        sequence, not a loss. None, and nothing counted, for another SSRC than the one
+        received (or before any): events never start or switch the source."""
+        if ssrc != self.ssrc:
+            return None
+        result = self._update_seq(seq)
+        if result is Arrival.RESTART:
+            self._prev_arrival = None  # as _update_fields: the timestamps restarted too
+        return result
+
     def _update_fields(self, seq: int, timestamp: int, ssrc: int, arrival: float) -> Arrival:
         """``update_fields`` for every case."""
         if ssrc != self.ssrc:

@@ -1,6 +1,7 @@
-"""Doubles for media tests: a fast clock, an in-memory sound card, an impairment relay.
+"""Doubles for media tests: a fast clock, an in-memory sound card, an impairment relay;
+and a lockstep clock, for tests that run the media thread one turn at a time.
 
-The clock runs ``speed`` times faster than the wall clock, and everything that
+The fast clock runs ``speed`` times faster than the wall clock, and everything that
 paces (the sound card double, the relay's delays, the jitter buffer's arrival
 times) uses it, so five seconds of a call take one second of test time while
 every component still sees 20 ms between frames.
@@ -12,11 +13,14 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 
 from deskphone.media.audio.base import Pacer
+
+T0 = 1000.0  # the lockstep clock's first tick
 
 
 class ScaledClock:
@@ -35,13 +39,71 @@ class ScaledClock:
         return 1_700_000_000.0 + self()
 
 
+class LockstepClock:
+    """Fake time that the Pacer's sleep moves, one tick each time the test says so."""
+
+    def __init__(self) -> None:
+        self.t = T0
+        self._asleep = threading.Semaphore(0)  # the thread finished a turn and sleeps
+        self._go = threading.Semaphore(0)
+        self.free = False  # at the end: sleeps return at once
+
+    def __call__(self) -> float:
+        return self.t
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.t
+
+    def sleep(self, seconds: float) -> None:
+        if not self.free:
+            self._asleep.release()
+            assert self._go.acquire(timeout=10), "the test never let the next tick come"
+        self.t += seconds
+
+    def turn_done(self) -> None:
+        assert self._asleep.acquire(timeout=10), "the media thread never finished its turn"
+
+    def tick(self) -> None:
+        self._go.release()
+
+
+class Arrivals:
+    """Stands in for ``transport.rtp.ArrivalTimes``: each packet read gets the next
+    arrival stamp the test queued, on the lockstep clock."""
+
+    def __init__(self, clock: LockstepClock) -> None:
+        self.wall = clock  # the "kernel's" clock: the same as the thread's here
+        self.speed = 1.0
+        self.buf = bytearray(16)
+        self.queued: deque[float] = deque()
+        self._current = 0.0
+
+    def stamp(self) -> None:
+        if not self.queued:
+            raise OSError("no stamp")
+        self._current = self.queued.popleft()
+
+    def unpack(self, buf: bytearray) -> tuple[int, int]:
+        sec = int(self._current)
+        return sec, round((self._current - sec) * 1e6)
+
+    def __call__(self, now: float) -> float:
+        try:
+            self.stamp()
+        except OSError:
+            return now
+        sec, usec = self.unpack(self.buf)
+        age = self.wall() - (sec + usec * 1e-6)
+        return now - age if 0.0 < age < 1.0 else now
+
+
 class MemoryAudio:
     """Plays ``mic`` (then silence) as capture; keeps everything played."""
 
     name = "memory"
     frame_samples = 160
 
-    def __init__(self, mic: np.ndarray, clock: ScaledClock) -> None:
+    def __init__(self, mic: np.ndarray, clock: ScaledClock | LockstepClock) -> None:
         self.mic = mic.astype(np.int16)
         self._pos = 0
         self._pacer = Pacer(0.02, clock=clock, sleep=clock.sleep)

@@ -14,15 +14,14 @@ import random
 import select
 import socket
 import struct
-import threading
 import wave
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mediafakes import T0, Arrivals, LockstepClock
 
 from deskphone.media.audio.wavfile import FileBackend, load_wav
 from deskphone.media.engine import MediaSession
@@ -30,66 +29,7 @@ from deskphone.media.g711 import ULAW_DECODE_TABLE
 from deskphone.sdp import PCMU, Direction, NegotiatedMedia
 
 FRAME = 160
-T0 = 1000.0  # the lockstep clock's first tick
 _RTP = struct.Struct("!BBHII")
-
-
-class LockstepClock:
-    """Fake time that the Pacer's sleep moves, one tick each time the test says so."""
-
-    def __init__(self) -> None:
-        self.t = T0
-        self._asleep = threading.Semaphore(0)  # the thread finished a turn and sleeps
-        self._go = threading.Semaphore(0)
-        self.free = False  # at the end: sleeps return at once
-
-    def __call__(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return 1_700_000_000.0 + self.t
-
-    def sleep(self, seconds: float) -> None:
-        if not self.free:
-            self._asleep.release()
-            assert self._go.acquire(timeout=10), "the test never let the next tick come"
-        self.t += seconds
-
-    def turn_done(self) -> None:
-        assert self._asleep.acquire(timeout=10), "the media thread never finished its turn"
-
-    def tick(self) -> None:
-        self._go.release()
-
-
-class Arrivals:
-    """Stands in for ``transport.rtp.ArrivalTimes``: each packet read gets the next
-    arrival stamp the test queued, on the lockstep clock."""
-
-    def __init__(self, clock: LockstepClock) -> None:
-        self.wall = clock  # the "kernel's" clock: the same as the thread's here
-        self.speed = 1.0
-        self.buf = bytearray(16)
-        self.queued: deque[float] = deque()
-        self._current = 0.0
-
-    def stamp(self) -> None:
-        if not self.queued:
-            raise OSError("no stamp")
-        self._current = self.queued.popleft()
-
-    def unpack(self, buf: bytearray) -> tuple[int, int]:
-        sec = int(self._current)
-        return sec, round((self._current - sec) * 1e6)
-
-    def __call__(self, now: float) -> float:
-        try:
-            self.stamp()
-        except OSError:
-            return now
-        sec, usec = self.unpack(self.buf)
-        age = self.wall() - (sec + usec * 1e-6)
-        return now - age if 0.0 < age < 1.0 else now
 
 
 def code_frame(code: int) -> np.ndarray:

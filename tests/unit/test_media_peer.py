@@ -1,6 +1,6 @@
 """The media thread against a far end the test drives packet by packet: where it sends
 (symmetric RTP, NAT), what it takes (strangers, malformed DTMF), the DTMF it puts on the
-wire, and the stats it shows from the first moment.
+wire, the stats it shows from the first moment, and the round trip it measures.
 
 The far end is a bare UDP socket (or two, to move like a NAT rebinding) on the same 5x
 clock as the session (mediafakes.ScaledClock). A stranger is another such far end: on
@@ -11,6 +11,7 @@ peer's NAT would be), playing a tone of its own, so that a frame of it played sh
 from __future__ import annotations
 
 import random
+import select
 import socket
 import struct
 import threading
@@ -20,10 +21,21 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from mediafakes import MemoryAudio, ScaledClock, udp_socket
+from mediafakes import T0, Arrivals, LockstepClock, MemoryAudio, ScaledClock, udp_socket
 
 from deskphone.media.engine import MediaOptions, MediaSession
 from deskphone.media.g711 import ulaw_decode, ulaw_encode
+from deskphone.media.rtcp import (
+    RtcpPacket,
+    RtcpReportBlock,
+    RtcpRrPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    is_rtcp,
+    ntp_compact,
+    ntp_from_unix,
+    parse_compound,
+)
 from deskphone.sdp import PCMU, Direction, NegotiatedMedia
 from deskphone.transport.rtp import ArrivalTimes
 
@@ -676,6 +688,150 @@ def test_a_flood_does_not_starve_playout() -> None:
         t.join(2)
     flood.close()
     assert played >= 40, played  # ~50 frames a second, flood or not
+
+
+# ------------------------------------------------------------------------- round trip
+
+
+class Lockstep:
+    """A session run one turn (one 20 ms tick) at a time on a lockstep clock, against a
+    far end of the test's own sockets, whose packets reach the session stamped as arriving
+    when the test says (mediafakes.Arrivals stands in for the kernel's stamps): where in a
+    turn's period a packet comes is the test's to choose, and no timing is this machine's."""
+
+    def __init__(self, *, rtcp_mux: bool) -> None:
+        self.clock = LockstepClock()
+        self.stamps = {"rtp": Arrivals(self.clock), "rtcp": Arrivals(self.clock)}
+        self.phone = udp_socket()
+        self.phone_rtcp = None if rtcp_mux else udp_socket()
+        self.far, self.far_rtcp = udp_socket(), udp_socket()
+        for sock in (self.far, self.far_rtcp):
+            sock.setblocking(False)
+        self.mux = rtcp_mux
+        media = NegotiatedMedia(
+            remote_address="127.0.0.1", remote_port=self.far.getsockname()[1],
+            local_port=self.phone.getsockname()[1], codec=PCMU, telephone_event_pt=101,
+            ptime=20, direction=Direction.SENDRECV, rtcp_mux=rtcp_mux,
+            remote_rtcp_port=None if rtcp_mux else self.far_rtcp.getsockname()[1])
+        self.session = MediaSession(
+            media, self.phone, MemoryAudio(np.zeros(8000 * 10, np.int16), self.clock),
+            rng=random.Random(3), rtcp_sock=self.phone_rtcp, clock=self.clock,
+            wallclock=self.clock.wall,
+            arrival_times=lambda s: self.stamps["rtp" if s is self.phone else "rtcp"])
+        self.turn = 0  # the tick whose turn ran last
+        self.reports: list[tuple[int, list[RtcpPacket]]] = []  # (turn, compound) from us
+
+    def at(self, tick: int) -> float:
+        return T0 + tick * 0.02
+
+    def start(self) -> None:
+        self.session.start()
+        self.clock.turn_done()  # tick 0's turn runs at once
+        self._collect()
+
+    def next_turn(self) -> None:
+        self.clock.tick()
+        self.clock.turn_done()
+        self.turn += 1
+        self._collect()
+
+    def until_report(self) -> tuple[int, list[RtcpPacket]]:
+        """Run turns until the session's next RTCP report: (its turn, its packets)."""
+        seen = len(self.reports)
+        while len(self.reports) == seen:
+            assert self.turn < 500, "no RTCP report"
+            self.next_turn()
+        return self.reports[seen]
+
+    def send(self, data: bytes, arrival: float, *, rtcp: bool = False) -> None:
+        """The far end's packet, arriving at ``arrival`` (in the period before the next
+        tick); in the session's socket before this returns."""
+        to_rtcp = rtcp and not self.mux
+        assert self.phone_rtcp is not None or not to_rtcp
+        assert self.at(self.turn) < arrival <= self.at(self.turn + 1)
+        self.stamps["rtcp" if to_rtcp else "rtp"].queued.append(arrival)
+        dest = self.phone_rtcp if to_rtcp and self.phone_rtcp is not None else self.phone
+        (self.far_rtcp if to_rtcp else self.far).sendto(data, dest.getsockname())
+        assert select.select([dest], [], [], 10)[0]
+
+    def _collect(self) -> None:
+        for sock in (self.far, self.far_rtcp):
+            for data in drain(sock):
+                if is_rtcp(data):
+                    self.reports.append((self.turn, parse_compound(data)))
+
+    def close(self) -> None:
+        self.clock.free = True
+        self.clock.tick()
+        self.session.stop()
+        for sock in (self.phone, self.phone_rtcp, self.far, self.far_rtcp):
+            if sock is not None:
+                sock.close()
+
+
+@contextmanager
+def lockstep(*, rtcp_mux: bool = True) -> Iterator[Lockstep]:
+    call = Lockstep(rtcp_mux=rtcp_mux)
+    call.start()
+    try:
+        yield call
+    finally:
+        call.close()
+    assert call.session.error is None, call.session.error
+
+
+FAR_SSRC = 0x5EED
+
+
+@pytest.mark.parametrize("rtcp_mux", [True, False])
+@pytest.mark.parametrize("phase_ms", [1, 7, 13, 19])
+def test_the_round_trip_is_the_networks_wherever_in_a_turn_the_report_comes(
+        rtcp_mux: bool, phase_ms: int) -> None:
+    """Issue 9: rtt_ms read ~20 ms high, RTCP being dated when a turn read it. The far
+    end answers our SR with an RR after D (0.5 s held, its DLSR, and the network's round
+    trip): the session's round trip is D less that hold, wherever in the 20 ms period the
+    RR comes (RFC 3550 §6.4.1: A is the RR's arrival), on our RTCP port or muxed."""
+    with lockstep(rtcp_mux=rtcp_mux) as call:
+        turn, report = call.until_report()
+        sr = report[0]
+        assert isinstance(sr, RtcpSrPacket)
+        hold, network = 0.5, 0.040 + phase_ms / 1000
+        block = RtcpReportBlock(sr.ssrc, 0, 0, 0, 0, ntp_compact(sr.sender_info.ntp_timestamp),
+                                int(hold * 65536))
+        arrival = call.at(turn) + hold + network  # phase_ms into a turn's period
+        while call.at(call.turn + 1) < arrival:
+            call.next_turn()
+        call.send(bytes(RtcpRrPacket(FAR_SSRC, (block,))), arrival, rtcp=True)
+        for _ in range(30):  # read at the next tick; in the stats (twice a second)
+            call.next_turn()
+        stats = call.session.stats()
+    assert stats["rtt_ms"] == pytest.approx(network * 1000, abs=0.5), stats
+
+
+@pytest.mark.parametrize("phase_ms", [1, 7, 13, 19])
+def test_our_reports_give_the_far_end_its_round_trip_wherever_its_report_came(
+        phase_ms: int) -> None:
+    """The other half of the same: the DLSR of our report counts from when the far end's
+    SR came, not from when a turn read it, or the far end's round trip reads high by up to
+    a turn. Its SR takes 12 ms to us, ours 17 ms back: it works out 29 ms."""
+    with lockstep() as call:
+        for j in range(3):  # some of its RTP: we report on a stream once it passed probation
+            rtp = HEADER.pack(0x80, 0, 100 + j, 5000 + 160 * j, FAR_SSRC) + b"\xff" * 160
+            call.send(rtp, call.at(call.turn) + 0.001)
+            call.next_turn()
+        there, back = 0.012, 0.017
+        sent = call.at(call.turn) + phase_ms / 1000 - there  # on its clock: ours, offset
+        sr = RtcpSrPacket(FAR_SSRC, RtcpSenderInfo(ntp_from_unix(1_800_000_000 + sent),
+                                                    5480, 3, 480))
+        call.send(bytes(sr), sent + there, rtcp=True)
+        turn, report = call.until_report()
+    ours = report[0]
+    assert isinstance(ours, RtcpSrPacket) and len(ours.reports) == 1
+    block = ours.reports[0]
+    assert block.lsr == ntp_compact(sr.sender_info.ntp_timestamp)
+    # the far end: our report left at its turn's tick and reached it `back` later
+    rtt = call.at(turn) + back - sent - block.dlsr / 65536
+    assert rtt * 1000 == pytest.approx((there + back) * 1000, abs=0.5)
 
 
 # ------------------------------------------------------------------ the SDP's address

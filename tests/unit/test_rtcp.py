@@ -344,7 +344,7 @@ def test_lsr_and_dlsr_echo_the_peers_last_sender_report() -> None:
     state = RtcpState(0xAB, "me", FakeRng(), T0)
     peer_ntp = 0xE7A12B3C80000000
     state.receive([RtcpSrPacket(PEER, RtcpSenderInfo(peer_ntp, 0, 10, 1600)),
-                   RtcpSdesPacket.cname(PEER, "peer")], now=T0 + 1)
+                   RtcpSdesPacket.cname(PEER, "peer")], arrival=T0 + 1)
     report = parse_compound(state.build_report(
         T0 + 3.5, packets_sent=0, octets_sent=0, rtp_timestamp=0,
         stats=valid_stats(1, 2)))[0]
@@ -352,7 +352,7 @@ def test_lsr_and_dlsr_echo_the_peers_last_sender_report() -> None:
     assert report.reports[0].lsr == 0x2B3C8000
     assert report.reports[0].dlsr == int(2.5 * 65536)
     # an SR from some other source does not count as the one we receive
-    state.receive([RtcpSrPacket(0x999, RtcpSenderInfo(1 << 40, 0, 0, 0))], now=T0 + 4)
+    state.receive([RtcpSrPacket(0x999, RtcpSenderInfo(1 << 40, 0, 0, 0))], arrival=T0 + 4)
     again = parse_compound(state.build_report(T0 + 5, packets_sent=0, octets_sent=0,
                                               rtp_timestamp=0, stats=valid_stats(1, 2)))[0]
     assert isinstance(again, RtcpRrPacket)
@@ -369,12 +369,12 @@ def test_round_trip_time_from_the_peers_report_on_us() -> None:
     # the peer held our SR for 0.5 s; its RR reaches us 0.625 s after we sent: RTT 0.125 s
     block = RtcpReportBlock(sender.ssrc, 0, 0, 0, 0, lsr, 32768)
     assert state.rtt is None
-    state.receive(parse_compound(bytes(RtcpRrPacket(PEER, (block,)))), now=T0 + 0.625)
+    state.receive(parse_compound(bytes(RtcpRrPacket(PEER, (block,)))), arrival=T0 + 0.625)
     assert state.rtt == 0.125
     assert state.remote_report == block
     # a block from a peer that has had no SR from us yet leaves the RTT alone
     state.receive([RtcpRrPacket(PEER, (RtcpReportBlock(sender.ssrc, 0, 0, 0, 0, 0, 0),))],
-                  now=T0 + 5)
+                  arrival=T0 + 5)
     assert state.rtt == 0.125
     assert repr(state).endswith("rtt=125.0 ms, reports_sent=1)")
 
@@ -391,11 +391,11 @@ def test_round_trip_time_survives_a_wall_clock_step() -> None:
     # 0.625 s later on the monotonic clock (the wall clock jumped 3600 s meanwhile): the
     # peer held it 0.5 s
     state.receive([RtcpRrPacket(PEER, (RtcpReportBlock(0xAB, 0, 0, 0, 0, lsr, 32768),))],
-                  now=100.625)
+                  arrival=100.625)
     assert state.rtt == 0.125
     # an LSR that is none of our SRs (a confused or lying peer) gives no RTT
     state.receive([RtcpRrPacket(PEER, (RtcpReportBlock(0xAB, 0, 0, 0, 0, lsr + 7, 0),))],
-                  now=101.0)
+                  arrival=101.0)
     assert state.rtt == 0.125
     # the schedule runs on the monotonic clock: the next report is due a few s after 100
     assert 100.0 < state.next_report_at < 108.0
@@ -403,9 +403,9 @@ def test_round_trip_time_survives_a_wall_clock_step() -> None:
 
 def test_bye() -> None:
     state = RtcpState(0xAB, "me", FakeRng(), T0)
-    state.receive([RtcpByePacket((0xAB,))], now=T0)  # our own, looped back
+    state.receive([RtcpByePacket((0xAB,))], arrival=T0)  # our own, looped back
     assert not state.bye_received
-    state.receive(parse_compound(RR + BYE), now=T0)
+    state.receive(parse_compound(RR + BYE), arrival=T0)
     assert state.bye_received
     last = parse_compound(state.build_bye(T0 + 1, packets_sent=5, octets_sent=800,
                                           rtp_timestamp=0, reason="hung up"))

@@ -14,7 +14,10 @@ Each turn of the loop is one 20 ms frame:
 A packet's arrival time (for RFC 3550 jitter and for the jitter buffer) is when
 the kernel received it (``transport.rtp.ArrivalTimes``), not when the loop read
 it: read once a frame, a steady stream landing near the loop's tick would look
-like 20 ms of jitter, and the buffer would hold a frame more than it needs.
+like 20 ms of jitter, and the buffer would hold a frame more than it needs. RTCP
+too (on either socket): the round trip (RFC 3550 §6.4.1) counts from when the
+peer's report came, and the DLSR we report from when its SR came, or each side
+adds up to a turn (20 ms) to the round trip.
 
 RFC 4733 events (received DTMF) take sequence numbers of the peer's stream:
 ``ReceiveStats`` (RFC 3550 A.1: every packet of the source, not in the jitter)
@@ -166,6 +169,7 @@ class MediaSession:
         self._wall = wallclock
         # when the packet just read came (``clock``'s time), from its kernel stamp
         self._arrival = arrival_times(rtp_sock)
+        self._rtcp_arrival = arrival_times(rtcp_sock) if rtcp_sock is not None else None
         # commands for the thread: a deque, whose emptiness the loop checks every frame
         # for the price of a truth test (append and popleft are atomic)
         self._cmds: deque[tuple[Cmd, Any]] = deque()
@@ -431,10 +435,11 @@ class MediaSession:
                     fast_send = self._send_other(mic, silence, sender, dtmf_tx, out_buf,
                                                  out_view)
 
-                # -- RTCP
+                # -- RTCP: dated as it leaves, not at the turn's start (the round trip
+                # the peer works out counts from then)
                 if now >= rtcp_at:
                     self._send_rtcp(rtcp.build_report(
-                        now, wall=self._wall(), packets_sent=sender.packets_sent,
+                        clock(), wall=self._wall(), packets_sent=sender.packets_sent,
                         octets_sent=sender.octets_sent, rtp_timestamp=sender.timestamp,
                         stats=rx if rx.valid else None))
                     rtcp_at = rtcp.next_report_at
@@ -506,7 +511,7 @@ class MediaSession:
         n = self._n
         data = memoryview(buf)[:size]
         if self.media.rtcp_mux and rtcp_mod.is_rtcp(data):
-            self._on_rtcp(self._rtcp, bytes(data), addr)
+            self._on_rtcp(self._rtcp, bytes(data), addr, arrival)
             return
         rtp = size >= HEADER_SIZE and buf[0] >> 6 == 2
         ssrc: int = _HEADER.unpack_from(buf)[4] if rtp else -1  # -1: none
@@ -715,7 +720,7 @@ class MediaSession:
             log.debug("RTCP send to %s: %s", dest, e)
 
     def _drain_rtcp(self, rtcp: rtcp_mod.RtcpState) -> None:
-        assert self._rtcp_sock is not None
+        assert self._rtcp_sock is not None and self._rtcp_arrival is not None
         while True:
             try:
                 data, addr = self._rtcp_sock.recvfrom(2048)
@@ -723,7 +728,8 @@ class MediaSession:
                 return
             except OSError:
                 return
-            self._on_rtcp(rtcp, data, addr)
+            # when it came, from its kernel stamp (RTCP is read only once a turn)
+            self._on_rtcp(rtcp, data, addr, self._rtcp_arrival(self._clock()))
 
     def _rtcp_from_peer(self, packets: list[rtcp_mod.RtcpPacket],
                         addr: tuple[str, int]) -> bool:
@@ -750,7 +756,7 @@ class MediaSession:
         return True
 
     def _on_rtcp(self, rtcp: rtcp_mod.RtcpState, data: bytes,
-                 addr: tuple[str, int]) -> None:
+                 addr: tuple[str, int], arrival: float) -> None:
         try:
             packets = rtcp_mod.parse_compound(data)
         except ValueError:
@@ -760,7 +766,7 @@ class MediaSession:
             self._n["rx_filtered"] += 1
             return
         was_bye = rtcp.bye_received
-        rtcp.receive(packets, self._clock())
+        rtcp.receive(packets, arrival)
         if rtcp.bye_received and not was_bye:
             self._on_event({"event": "rtcp_bye"})
 

@@ -592,26 +592,28 @@ class RtcpState:
             jitter=min(int(stats.jitter), 0xFFFFFFFF),
             lsr=lsr, dlsr=dlsr)
 
-    def receive(self, packets: Iterable[RtcpPacket], now: float) -> None:
-        """Take in the peer's compound packet (parsed), which arrived at ``now``."""
+    def receive(self, packets: Iterable[RtcpPacket], arrival: float) -> None:
+        """Take in the peer's compound packet (parsed), which arrived at ``arrival`` (on
+        the monotonic clock): when it came, not when it was read, for it is A of the
+        round trip (§6.4.1) and, for an SR, where the DLSR we report counts from."""
         for packet in packets:
             if isinstance(packet, RtcpSrPacket | RtcpRrPacket):
                 if packet.ssrc == self.ssrc:
                     continue  # our own, looped back
                 if isinstance(packet, RtcpSrPacket):
                     self._last_sr = (packet.ssrc, ntp_compact(packet.sender_info.ntp_timestamp),
-                                     now)
+                                     arrival)
                 for block in packet.reports:
                     if block.ssrc == self.ssrc:
                         self.remote_report = block
-                        rtt = self._round_trip(block, now)
+                        rtt = self._round_trip(block, arrival)
                         if rtt is not None:
                             self.rtt = rtt
             elif isinstance(packet, RtcpByePacket) and any(s != self.ssrc
                                                             for s in packet.sources):
                 self.bye_received = True
 
-    def _round_trip(self, block: RtcpReportBlock, now: float) -> float | None:
+    def _round_trip(self, block: RtcpReportBlock, arrival: float) -> float | None:
         """RFC 3550 §6.4.1's A - LSR - DLSR, with A - LSR taken on the monotonic clock: the
         time since the SR the peer names (by its LSR) left. None for an LSR that is none of
         our recent SRs (0: the peer has had none) or a negative result."""
@@ -619,7 +621,7 @@ class RtcpState:
             return None
         for compact, sent in reversed(self._srs_sent):
             if compact == block.lsr:
-                rtt = now - sent - block.dlsr / 65536.0
+                rtt = arrival - sent - block.dlsr / 65536.0
                 return rtt if rtt >= 0.0 else None
         return None
 

@@ -68,7 +68,16 @@ from .transaction import (
     TimerValues,
     TxState,
 )
-from .uri import Address, SipUri, Uri, parse_uint, parse_uri, valid_host
+from .uri import (
+    Address,
+    SipUri,
+    Uri,
+    bracketed,
+    host_port,
+    parse_uint,
+    parse_uri,
+    valid_host,
+)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
 ALLOWED = frozenset(m.strip() for m in ALLOW.split(","))
@@ -145,11 +154,6 @@ class PortCycle:
 
     def release(self, port: int) -> None:
         pass
-
-
-def _host_port(host: str, port: int | None) -> str:
-    h = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"{h}:{port}" if port else h
 
 
 class Endpoint:
@@ -1283,15 +1287,14 @@ class Endpoint:
 
     def _via(self, addr: Addr | None = None) -> str:
         local = self.config.local
-        return (f"SIP/2.0/{local.transport.upper()} {_host_port(local.host, local.port)}"
+        return (f"SIP/2.0/{local.transport.upper()} {host_port(local.host, local.port)}"
                 f";branch=z9hG4bK{self._hex(16)};rport")
 
     def _contact_uri(self, host: str, port: int) -> SipUri:
         params: tuple[tuple[str, str | None], ...] = ()
         if self.config.local.transport != "udp":
             params = (("transport", self.config.local.transport),)
-        h = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        return SipUri(host=h, user=self.config.user, port=port, params=params)
+        return SipUri(host=bracketed(host), user=self.config.user, port=port, params=params)
 
     def _contact_value(self) -> str:
         return f"<{self.reg.contact}>"

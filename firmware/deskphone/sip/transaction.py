@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .message import Headers, Request, Response
+from .uri import host_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +46,7 @@ class Addr:
         return self.transport != "udp"
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport}:{host}:{self.port}"
+        return f"{self.transport}:{host_port(self.host, self.port)}"
 
 
 @dataclass(frozen=True, slots=True)

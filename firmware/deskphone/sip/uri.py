@@ -117,6 +117,17 @@ def parse_uint(text: str, max_digits: int, what: str, *, low: int = 0,
     return value
 
 
+def bracketed(host: str) -> str:
+    """A host as it is written in a URI or a Via: an IPv6 address in brackets (RFC 3261
+    §25.1 IPv6reference), anything else as it is. The one place brackets are added."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def host_port(host: str, port: int | None) -> str:
+    """``host:port`` (``[v6]:port``), or the host alone without a port."""
+    return f"{bracketed(host)}:{port}" if port else bracketed(host)
+
+
 def parse_port(text: str, where: str) -> int:
     """A port (1-65535) in a URI, a Via sent-by or an rport parameter."""
     max_digits, low, high = PORT

@@ -72,6 +72,8 @@ class PhoneRuntime:
         self._ports: dict[str, int] = {}  # call_id -> its RTP port, freed on CallEnded
         self._placed: pe.CallPlaced | pe.CallFailed | None = None
         self._pumping = False
+        self._dirty = True  # the screen may be out of date (any input but a datagram)
+        self._armed_for: float | None = None  # the deadline the loop timer is set for
         self._closed = False
         self._booted = False
         self.last_dtmf_method: act.DtmfMethod | None = None  # how the last digits went out
@@ -91,6 +93,7 @@ class PhoneRuntime:
         self._pump()
 
     def hardware_event(self, event: pe.HardwareEvent) -> None:
+        self._dirty = True
         line = hardware_to_console(event)
         if line is not None:
             self.broadcast(line)
@@ -101,6 +104,7 @@ class PhoneRuntime:
         """A console command: raises PhoneError (the reply's error) if it does not apply,
         or if the SIP side refused what it asked for (the script must not read "ok")."""
         self._placed = None
+        self._dirty = True
         self._failures = []
         try:
             self._feed(event, strict=True)
@@ -130,6 +134,7 @@ class PhoneRuntime:
     def registration_unavailable(self, reason: str, retry_in: float) -> None:
         """No REGISTER can go out (the registrar's name does not resolve): the phone says
         so as it would of a registrar that does not answer."""
+        self._dirty = True
         self._on_sip_event(ev.RegistrationFailed(None, reason, retry_in))
         self._pump()
 
@@ -169,8 +174,13 @@ class PhoneRuntime:
                 if event is None:
                     break
                 self._on_sip_event(event)
+                self._dirty = True
             self._arm_timer()
-            self._refresh_screen()
+            if self._dirty:
+                # the screen changes with events only (and the 1 s tick): a datagram that
+                # changed nothing (a flood's, dropped) costs no screen rebuild
+                self._dirty = False
+                self._refresh_screen()
         finally:
             self._pumping = False
 
@@ -209,12 +219,16 @@ class PhoneRuntime:
     def _arm_timer(self) -> None:
         times = [t for t in (self.endpoint.get_timer(), self.controller.get_timer())
                  if t is not None]
+        deadline = min(times) if times else None
+        if self._timer is not None and deadline == self._armed_for:
+            return  # already set for it: no cancel and re-create per datagram
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if times:
+        self._armed_for = deadline
+        if deadline is not None:
             loop = asyncio.get_running_loop()
-            delay = max(0.0, min(times) - self._clock()) / self._scale
+            delay = max(0.0, deadline - self._clock()) / self._scale
             self._timer = loop.call_later(delay, self._on_timer)
         if self._tick is None and not self._closed:
             # the screen's clock and call timer: one wake-up a second, nothing more
@@ -222,6 +236,8 @@ class PhoneRuntime:
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._armed_for = None
+        self._dirty = True
         now = self._clock()
         ep = self.endpoint
         deadline = ep.get_timer()

@@ -874,8 +874,8 @@ class Endpoint:
                 self._warn(f"{method} from a host that is not the proxy dropped "
                            f"({self.dropped_requests} so far)", source)
             return
-        if (len(self._server_tx) >= self.config.max_server_tx
-                or self._per_host[source.host] >= self.config.max_server_tx_per_source):
+        if (not (req.to.tag and req.call_id in self._calls)  # a live call's own: always
+                and not self._room_for(source.host)):
             # a flood: no new transaction. The proxy is told to come back (503, stateless,
             # §21.5.4); anyone else gets nothing, so a flood reflects nothing
             self.overload_drops += 1
@@ -1181,9 +1181,34 @@ class Endpoint:
             d = 0.0 if tx.terminated else tx.deadline()
             if d is not None:
                 heapq.heappush(self._deadlines, (d, next(self._seq), client, key, tx))
+                if len(self._deadlines) > 2 * (len(self._client_tx) + len(self._server_tx)) + 64:
+                    self._compact_deadlines()
 
         tx.timers.changed = changed
         changed()
+
+    def _compact_deadlines(self) -> None:
+        """Drop the stale entries: under a flood they pile up behind a live deadline at the
+        top (a call's) and keep forgotten transactions alive."""
+        self._deadlines = [e for e in self._deadlines if not self._stale(e)]
+        heapq.heapify(self._deadlines)
+
+    def _room_for(self, host: str) -> bool:
+        """Is there room for one more server transaction from ``host``? At a cap, the
+        oldest answered non-INVITE transaction (there only to repeat its final response
+        to a retransmission) is let go first: a flood of OPTIONS from the proxy's host
+        must not lock a real INVITE from the same proxy out for 32 s (Timer J)."""
+        full_host = self._per_host[host] >= self.config.max_server_tx_per_source
+        if not full_host and len(self._server_tx) < self.config.max_server_tx:
+            return True
+        done = [(key, tx) for key, tx in self._server_tx.items()
+                if not tx.invite and tx.state is TxState.COMPLETED
+                and (not full_host or tx.addr.host == host)]
+        if not done:
+            return False
+        key, tx = done[0]  # dicts keep insertion order: the oldest
+        self._forget_tx(False, key, tx)
+        return True
 
     def _stale(self, entry: _Deadline) -> bool:
         """An entry the transaction has moved past (a newer one is in the heap), or of
@@ -1198,10 +1223,12 @@ class Endpoint:
     def _forget_tx(self, client: bool, key: tuple[str, str],
                    tx: ClientTransaction | ServerTransaction) -> None:
         if client:
+            tx.timers.changed = None
             if self._client_tx.get(key) is tx:
                 del self._client_tx[key]
                 self._tu.pop(key, None)
             return
+        tx.timers.changed = None  # the closure refers to tx: break the cycle for the GC
         if self._server_tx.get(key) is tx:
             del self._server_tx[key]
             host = tx.addr.host

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import pytest
@@ -193,6 +194,20 @@ def drain(sock: socket.socket) -> list[bytes]:
             return out
 
 
+def fresh_stats(s: Any) -> dict[str, Any]:
+    """The stats from a snapshot taken after this call: the media thread publishes one
+    twice a (media) second, so one read at once can be half a second old; on a loaded
+    machine that failed counts the test meant to hold (49 packets read for 75 sent)."""
+    before = s.stats()
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        now = s.stats()
+        if now.get("tx_packets", 0) > before.get("tx_packets", 0) or not s.running:
+            return dict(now)
+        time.sleep(0.01)
+    return dict(s.stats())
+
+
 def run_for(seconds: float) -> None:
     time.sleep(seconds / SPEED)
 
@@ -241,7 +256,7 @@ def test_a_stranger_sending_first_is_never_played_nor_sent_to(natted: bool) -> N
         far.use = 1 if natted else 0
         far.sending.set()
         run_for(1.5)
-        stats = s.stats()
+        stats = fresh_stats(s)
     assert stranger.received == [[], []]  # no RTP, no RTCP
     assert frames_of(stranger, audio) == 0
     assert stats["remote"] == far.addr(far.use), stats
@@ -263,7 +278,7 @@ def test_another_port_of_the_sdp_ip_is_the_peers_nat_only_at_first(late: bool) -
             run_for(1.0)
         far.sending.set()
         run_for(1.5)
-        stats = s.stats()
+        stats = fresh_stats(s)
     if late:
         assert stats["rx_packets"] == 0 and stats["rx_filtered"] >= 40, stats
         assert stats["remote"] == far.addr(0), stats
@@ -287,7 +302,7 @@ def test_the_sdp_address_takes_the_stream_back_from_a_nat_latch() -> None:
         far.sending.set()
         shown = clock()
         run_for(1.5)
-        stats = s.stats()
+        stats = fresh_stats(s)
     assert stats["remote"] == far.addr(0), stats
     assert rtp_to(stranger, 0, since=shown + 0.1) == []
     assert stats["rx_filtered"] >= 40, stats
@@ -308,7 +323,7 @@ def test_a_stranger_with_the_peers_ssrc_is_ignored(host: str) -> None:
             stranger.seq, stranger.ts = far.seq + 2, far.ts + 320
             stranger.sending.set()
             run_for(2.0)
-            stats = s.stats()
+            stats = fresh_stats(s)
     assert stranger.received == [[], []]
     assert frames_of(stranger, audio) == 0
     assert stats["remote"] == far.addr(0), stats
@@ -330,7 +345,7 @@ def test_after_the_peers_silence_a_strangers_stream_is_ignored(silence: float) -
         run_for(silence)
         with stranger_at(clock, s, host="127.0.0.1", ssrc=0xD1FF) as stranger:
             run_for(1.5)
-            stats = s.stats()
+            stats = fresh_stats(s)
     assert stranger.received == [[], []]
     assert frames_of(stranger, audio) == 0
     assert stats["remote"] == far.addr(0), stats
@@ -351,7 +366,7 @@ def test_a_nat_rebinding_mid_call_is_not_followed_by_default(new_ssrc: bool) -> 
             far.ssrc = 0xD1FF
         moved_at = far.clock()
         run_for(4.5)
-        stats = s.stats()
+        stats = fresh_stats(s)
     assert stats["remote"] == far.addr(0), stats
     assert rtp_to(far, 1) == []
     assert len(rtp_to(far, 0, since=moved_at + 4.0)) >= 20  # still where the SDP says
@@ -395,7 +410,7 @@ def test_with_follow_source_a_stranger_does_not_take_a_talking_peers_call() -> N
         run_for(0.6)
         with stranger_at(clock, s, host="127.0.0.1", ssrc=0xD1FF) as stranger:
             run_for(4.0)
-            stats = s.stats()
+            stats = fresh_stats(s)
     assert stranger.received == [[], []]
     assert frames_of(stranger, audio) == 0
     assert stats["remote"] == far.addr(0), stats
@@ -442,7 +457,7 @@ def test_without_symmetric_rtp_only_the_sdp_address_counts() -> None:
         far.use = 1  # never from the address in its SDP
         far.sending.set()
         run_for(1.0)
-        stats = s.stats()
+        stats = fresh_stats(s)
     assert stats["rx_packets"] == 0 and stats["rx_filtered"] >= 40, stats
     assert stats["remote"] == f"127.0.0.1:{far.port(0)}"
 
@@ -467,7 +482,7 @@ def test_rtcp_without_mux_follows_the_peers_rtcp_and_ignores_a_strangers() -> No
         stranger.sendto(bye, rtcp.getsockname())
         run_for(7.0)  # RTCP reports every ~5 s
         events = list(s.events)  # type: ignore[attr-defined]
-        stats = s.stats()
+        stats = fresh_stats(s)
     reports = drain(far_rtcp)
     for sock in (stranger, rtcp, far_rtcp):
         sock.close()
@@ -537,7 +552,7 @@ def test_the_stream_an_sdp_change_left_does_not_take_it_back() -> None:
                                 direction=Direction.SENDRECV, rtcp_mux=True)
         s.update(moved)
         run_for(1.0)  # the old stream goes on; the new address has sent nothing yet
-        stats = s.stats()
+        stats = fresh_stats(s)
         new.close()
     assert stats["remote"] == f"127.0.0.1:{moved.remote_port}", stats
 
@@ -552,7 +567,7 @@ def test_a_malformed_dtmf_packet_is_counted_not_fatal() -> None:
         run_for(0.5)
         far.extra += [far.packet(pt=101, payload=b""), far.packet(pt=101, payload=b"\x01\x80")]
         run_for(1.0)
-        stats = s.stats()
+        stats = fresh_stats(s)
         assert s.running
     assert stats["rx_invalid"] >= 2, stats
     assert stats["rx_packets"] >= 60, stats
@@ -596,7 +611,7 @@ def test_dtmf_packets_do_not_count_as_jitter() -> None:
                                         marker=i == 0, ts=start))
             run_for(0.02)
         run_for(1.0)
-        stats = s.stats()
+        stats = fresh_stats(s)
         events = list(s.events)  # type: ignore[attr-defined]
     assert [e["digit"] for e in events if e.get("event") == "dtmf"] == ["1"]
     # one digit's packets counted as audio added ~15 ms; the far end's own sending is
@@ -618,7 +633,7 @@ def test_a_digit_sent_instead_of_audio_is_no_loss_and_plays_as_silence() -> None
         for event in (1, 5, 11):
             far.press(event)  # 100 ms: 8 packets instead of audio
             run_for(0.6)
-        stats = s.stats()
+        stats = fresh_stats(s)
         events = list(s.events)  # type: ignore[attr-defined]
     assert [e["digit"] for e in events if e.get("event") == "dtmf"] == ["1", "5", "#"]
     assert stats["rx_lost"] == 0, stats
@@ -879,7 +894,7 @@ def test_an_ipv4_peer_of_a_dual_stack_socket_is_sent_to_and_heard() -> None:
         sent_first = len(rtp_to(far, 0))
         far.sending.set()
         run_for(1.0)
-        stats = s.stats()
+        stats = fresh_stats(s)
     assert sent_first >= 15  # before the peer said a word: to the SDP's address
     assert stats["remote"] == f"::ffff:127.0.0.1:{far.port(0)}", stats
     assert stats["rx_packets"] >= 40 and stats["rx_filtered"] == 0, stats

@@ -47,6 +47,7 @@ run: venv
 ifeq ($(ON_PI),yes)
 	cd $(REPO) && $(VENV)/bin/deskphone run -c $(or $(CONFIG),firmware/etc/phone.example.toml)
 else
+	@mkdir -p $(REPO)/run
 	cd $(REPO) && $(VENV)/bin/deskphone sim $(if $(CONFIG),-c $(CONFIG)) \
 	    --state-dir $(REPO)/run/sim-100 --log-file $(REPO)/run/sim-100.log
 endif

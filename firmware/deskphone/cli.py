@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     if args.command == "sim":
+        if args.log_file:
+            os.makedirs(os.path.dirname(os.path.abspath(args.log_file)), exist_ok=True)
         logging.basicConfig(level=cfg.log.level.upper(), format=fmt,
                             filename=args.log_file or os.devnull)
         from .simulator import run_simulator

@@ -1,0 +1,1 @@
+"""Provisioning: the fleet tool that writes per-MAC configs (server side), and later the client."""

@@ -317,3 +317,15 @@ def test_emitted_toml_parses_back_to_the_same_values(
 @given(st.text())
 def test_any_string_round_trips(text: str) -> None:
     assert tomllib.loads(f"v = {emit_value(text)}")["v"] == text
+
+
+def test_a_thousand_phones(tmp_path: Path) -> None:
+    """bench/fleet.py times this (about 1.4 s with the writes); here only that it works."""
+    rows = "".join(f"aabbcc{i:06x},{2000 + i},Desk {i},pw-{i}\n" for i in range(1000))
+    inv, tpl = _files(tmp_path, f"{HEADER}\n{rows}")
+    out = tmp_path / "out"
+    result = generate(inv, tpl, str(out))
+    assert (result.problems, len(result.phones)) == ((), 1000)
+    assert len(os.listdir(out)) == 1001
+    config = config_from_document(_merged(out, "aabbcc0003e7"), "x")
+    assert (config.account.user, config.account.display_name) == ("2999", "Desk 999")

@@ -266,6 +266,20 @@ def test_main_exits_2_lists_every_problem_and_writes_nothing(
     )
 
 
+def test_a_cell_cannot_smuggle_in_other_keys(tmp_path: Path) -> None:
+    inventory = f'{HEADER},account.register_expires\naabbcc000001,1001,A,pw,"600\nx = 1"\n'
+    assert _problems(tmp_path, inventory) == [
+        f'{tmp_path}/inventory.csv:2: account.register_expires: expected an integer, '
+        'got "600\\nx = 1"']
+
+
+def test_an_unwritable_output_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    inv, tpl = _files(tmp_path, THREE)
+    (tmp_path / "out").write_text("a file, not a directory")
+    result = generate(inv, tpl, str(tmp_path / "out"))
+    assert [str(p) for p in result.problems] == [f"{tmp_path}/out: cannot write: File exists"]
+
+
 def test_an_unreadable_inventory(tmp_path: Path) -> None:
     tpl = tmp_path / "common.toml"
     tpl.write_text(TEMPLATE)

@@ -163,9 +163,10 @@ def _cell_value(key: Key, cell: str) -> object:
     if key.value_type is str:
         return cell
     try:
-        return tomllib.loads(f"v = {cell}")["v"]
+        parsed = tomllib.loads(f"v = {cell}")
     except tomllib.TOMLDecodeError:
         return cell
+    return parsed["v"] if list(parsed) == ["v"] else cell  # "5\nx = 1" sets more than v
 
 
 def _column_problem(column: str) -> str | None:
@@ -409,8 +410,18 @@ def generate(inventory: str, template: str, out: str | None,
     problems += row_problems
     if problems or out is None:
         return FleetResult(tuple(phones), tuple(problems))
+    try:
+        _write(out, os.path.basename(inventory), phones, template_text, document)
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else out
+        return FleetResult(tuple(phones), (FleetProblem(
+            where, None, f"cannot write: {exc.strerror or exc}"),))
+    return FleetResult(tuple(phones), ())
+
+
+def _write(out: str, name: str, phones: Iterable[PhoneRow], template_text: str,
+           document: Mapping[str, object] | None) -> None:
     os.makedirs(out, exist_ok=True)
-    name = os.path.basename(inventory)
     for phone in phones:
         text = emit_document(phone.document, f"{phone.mac}: from {name} line {phone.line} "
                              "by deskphone.provision.fleet\nedit the inventory, not this file")
@@ -420,7 +431,6 @@ def generate(inventory: str, template: str, out: str | None,
     atomic_write(os.path.join(out, COMMON_NAME), template_text.encode(),
                  0o600 if document is not None and holds_secret(document) else 0o644)
     _fsync_dir(out)
-    return FleetResult(tuple(phones), ())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

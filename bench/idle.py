@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,70 +44,8 @@ CPU_TARGET = 0.2  # % of one core
 RSS_TARGET = 60.0  # MB
 
 
-# ------------------------------------------------------------------- the mock board
-
-
-class MockBoard:
-    """The phone's devices on mock GPIO and a luma dummy OLED (as tests/integration/
-    test_phone_hil.py builds them); ``build`` is ``app.Phone``'s hardware builder.
-
-    ``device`` makes the display's luma device (a stamping one for keypress.py);
-    ``on_event`` wraps the drivers' event sink (to stamp events on their way in);
-    ``timing`` is ``hw.hardware.HardwareTiming`` (None: the firmware's defaults).
-    """
-
-    def __init__(self, device: Callable[[], Any] | None = None,
-                 on_event: Callable[[Any, Callable[[Any], None]], None] | None = None,
-                 timing: Any = None) -> None:
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-
-        from deskphone.hw.pins import PinMap
-        from deskphone.hw.sim import PhoneSim
-        from deskphone.hw.timing import ThreadScheduler
-
-        self.pinmap = PinMap()
-        self.factory = MockFactory(pin_class=MockPWMPin)
-        self.sim = PhoneSim(self.factory, self.pinmap)
-        self.scheduler = ThreadScheduler()
-        self._device = device
-        self._on_event = on_event
-        self._timing = timing
-        self.display: Any = None
-        self.hardware: Any = None
-
-    def build(self, on_event: Callable[[Any], None]) -> Any:
-        from deskphone.app import Devices
-        from deskphone.hw.display import Display
-        from deskphone.hw.hardware import Hardware
-
-        sink = on_event
-        if self._on_event is not None:
-            wrap = self._on_event
-
-            def sink(event: Any) -> None:
-                wrap(event, on_event)
-
-        self.hardware = Hardware(self.pinmap, pin_factory=self.factory,
-                                 scheduler=self.scheduler, on_event=sink,
-                                 timing=self._timing)
-        if self._device is not None:
-            device = self._device()
-        else:
-            from luma.core.device import dummy
-
-            device = dummy(width=128, height=64, mode="1")
-        self.display = Display(device)
-        return Devices(ringer=self.hardware.ringer, leds=self.hardware.leds,
-                       display=self.display, close=self.close)
-
-    def close(self) -> None:
-        if self.hardware is not None:
-            self.hardware.close()
-        if self.display is not None:
-            self.display.close()
-        self.scheduler.close()
-        self.sim.close()
-        self.factory.reset()
+# the mock board: the firmware's own (simulator, HIL tests and benches build alike)
+from deskphone.hw.mockboard import MockBoard  # noqa: E402
 
 
 def phone_toml(user: str, kamailio: Kamailio, sip_port: int, console_port: int,

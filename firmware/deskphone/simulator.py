@@ -90,46 +90,29 @@ class SimHardware:
         self.events: deque[str] = deque(maxlen=6)
 
     def build(self, on_event: Callable[[pe.HardwareEvent], None]) -> Devices:
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-        from luma.core.device import dummy
+        from .hw.mockboard import MockBoard
 
-        from .hw.display import Display
-        from .hw.hardware import Hardware
-        from .hw.pins import PinMap
-        from .hw.sim import PhoneSim
-        from .hw.timing import ThreadScheduler
-
-        factory = MockFactory(pin_class=MockPWMPin)
-        pinmap = PinMap()
-        self.sim = PhoneSim(factory, pinmap)  # first: it owns the pins' far ends
-        scheduler = ThreadScheduler()
-        hardware = Hardware(pinmap, pin_factory=factory, scheduler=scheduler,
-                            on_event=on_event, on_ringer_change=self._ringer)
-        self.display = Display(dummy(width=128, height=64, mode="1"))
+        board = MockBoard(on_ringer_change=self._ringer)
+        devices = board.build(on_event)
+        self.sim, self.display = board.sim, board.display
         sim_self = self
 
-        class Leds:
+        class Leds:  # the board's lamps, and the terminal told of each change
             def set(self, name: str, mode: str) -> None:
-                hardware.leds.set(name, mode)
+                board.hardware.leds.set(name, mode)
                 sim_self.leds[name] = mode
                 sim_self._on_change()
 
-        class ShownDisplay:
+        class ShownDisplay:  # the board's OLED, and the terminal redrawn with it
             def show(self, screen: Screen) -> bool:
-                drew = sim_self.display.show(screen)
+                drew = board.display.show(screen)
                 sim_self._on_change()
                 return bool(drew)
 
-        def close() -> None:
-            hardware.close()
-            scheduler.close()
-            self.sim.close()
-            factory.reset()
+        return Devices(ringer=devices.ringer, leds=Leds(), display=ShownDisplay(),
+                       close=board.close)
 
-        return Devices(ringer=hardware.ringer, leds=Leds(), display=ShownDisplay(),
-                       close=close)
-
-    def _ringer(self, on: bool) -> None:  # the timer thread
+    def _ringer(self, on: bool) -> None:  # the thread that rang or stopped the ringer
         self.ringing = on
         self._on_change()
 

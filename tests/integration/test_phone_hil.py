@@ -17,38 +17,13 @@ import pytest
 from peers import Kamailio, PortAllocator, Sipp
 from phone import PhoneSettings, PhoneThread, sipp_callee, sipp_caller, sipp_received
 
+from deskphone.hw.mockboard import MockBoard
+
 Factory = Callable[..., Any]
 
 
-class MockPhoneHardware:
-    """The mock board: devices for app.Phone, and the sim a test presses keys on."""
-
-    def __init__(self) -> None:
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-
-        from deskphone.hw.pins import PinMap
-        from deskphone.hw.sim import PhoneSim
-        from deskphone.hw.timing import ThreadScheduler
-
-        self.pinmap = PinMap()
-        self.factory = MockFactory(pin_class=MockPWMPin)
-        self.sim = PhoneSim(self.factory, self.pinmap)
-        self.scheduler = ThreadScheduler()
-        self.display: Any = None
-        self.hardware: Any = None
-
-    def build(self, on_event: Callable[[Any], None]) -> Any:
-        from luma.core.device import dummy
-
-        from deskphone.hw.display import Display
-        from deskphone.hw.hardware import Hardware
-        from deskphone.runtime.devices import Devices
-
-        self.hardware = Hardware(self.pinmap, pin_factory=self.factory,
-                                 scheduler=self.scheduler, on_event=on_event)
-        self.display = Display(dummy(width=128, height=64, mode="1"))
-        return Devices(ringer=self.hardware.ringer, leds=self.hardware.leds,
-                       display=self.display, close=self.hardware.close)
+class MockPhoneHardware(MockBoard):
+    """The mock board, and a person's typing on it."""
 
     def tap(self, keys: str) -> None:
         """Press and release each key as a person types (a key's contact closed 80 ms)."""
@@ -57,14 +32,6 @@ class MockPhoneHardware:
             time.sleep(0.08)
             self.sim.release(key)
             time.sleep(0.06)  # released and debounced before the next, even the same key
-
-    def ringer_level(self) -> float:
-        return float(self.factory.pin(self.pinmap.ringer).state)
-
-    def close(self) -> None:
-        self.scheduler.close()
-        self.sim.close()
-        self.factory.reset()
 
 
 def wait_screen(p: PhoneThread, top: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import random
@@ -58,6 +59,19 @@ def resolve(host: str, port: int, transport: str) -> str:
     kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
     infos = socket.getaddrinfo(host, port, type=kind)
     return str(infos[0][4][0])
+
+
+def interface_toward(proxy: Addr | None, domain_host: str) -> str:
+    """Our address on the interface toward the registrar; without one, toward the
+    account's domain when it is an IP (the peer of a lab bench or the demo), else toward
+    the default route (TEST-NET: no packet is sent)."""
+    if proxy is not None:
+        return local_address_towards(proxy.host, proxy.port)
+    try:
+        towards = str(ipaddress.ip_address(domain_host.strip("[]")))
+    except ValueError:
+        towards = "192.0.2.1"
+    return local_address_towards(towards, 5060)
 
 
 def endpoint_config(cfg: PhoneConfig, local_host: str, local_port: int,
@@ -164,23 +178,15 @@ class Phone:
                               f"({e.strerror or e})")
         listen_host, listen_port = cfg.sip.listen_host, cfg.sip.listen_port
         if not listen_host:
-            # no listen address given: the interface toward the registrar (or the domain),
-            # not every interface a scanner on another network could reach
-            towards = (proxy.host if proxy is not None else
-                       acc.domain_host if acc.domain_host[:1].isdigit() or ":" in
-                       acc.domain_host else "192.0.2.1")
-            listen_host = local_address_towards(towards, proxy.port if proxy else 5060)
+            # no listen address given: the interface toward the registrar, not every
+            # interface a scanner on another network could reach
+            listen_host = interface_toward(proxy, acc.domain_host)
         self.transport = SipTransport(listen_host, listen_port, self._on_datagram,
                                       self._on_transport_error)
         await self.transport.start()
         local_host = listen_host
         if listen_host in ("0.0.0.0", "::"):
-            # the interface toward the registrar; without one, toward the account's domain
-            # (the peer of a lab bench or the demo), else the default route (TEST-NET)
-            towards = (proxy.host if proxy is not None else
-                       acc.domain_host if acc.domain_host[:1].isdigit() or ":" in
-                       acc.domain_host else "192.0.2.1")
-            local_host = local_address_towards(towards, proxy.port if proxy else 5060)
+            local_host = interface_toward(proxy, acc.domain_host)
         a = cfg.audio
         audio = open_backend(a.backend, input=a.input, output=a.output, device=a.device,
                              capture_device=a.capture_device,

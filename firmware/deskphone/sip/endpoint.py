@@ -194,9 +194,7 @@ class Endpoint:
         self._now = now  # the time of the last input, for the warnings' rate limit
         self._warned: dict[str, list[float]] = {}  # host -> [next allowed, held back]
         self.overload_drops = 0  # requests refused by the transaction caps (floods)
-        self._next_overload_warning = 0.0
-        self._next_error_warning = 0.0
-        self._next_drop_warning = 0.0
+        self._next_summary: dict[str, float] = {}  # kind -> when its next line may go
 
     # ---------------------------------------------------------------- I/O side
 
@@ -220,8 +218,7 @@ class Endpoint:
                        f"dropped: {e}", source)
         except Exception as e:  # our bug: no input may wedge a state machine or the loop
             self.internal_errors += 1
-            if now >= self._next_error_warning:
-                self._next_error_warning = now + 10.0
+            if self._summary_due("error", now):
                 self._warn(f"internal error on a {type(msg).__name__.lower()}: "
                            f"{type(e).__name__}: {e} ({self.internal_errors} so far)", source)
             if isinstance(msg, Request) and msg.method != "ACK":
@@ -869,8 +866,7 @@ class Endpoint:
             # a stranger's out-of-dialog request (a scan, a ghost call): no answer at all,
             # so the phone reflects nothing and tells the scanner nothing
             self.dropped_requests += 1
-            if now >= self._next_drop_warning:
-                self._next_drop_warning = now + 10.0
+            if self._summary_due("drop", now):
                 self._warn(f"{method} from a host that is not the proxy dropped "
                            f"({self.dropped_requests} so far)", source)
             return
@@ -879,11 +875,10 @@ class Endpoint:
             # a flood: no new transaction. The proxy is told to come back (503, stateless,
             # §21.5.4); anyone else gets nothing, so a flood reflects nothing
             self.overload_drops += 1
-            if now >= self._next_overload_warning:
-                self._next_overload_warning = now + 10.0
+            if self._summary_due("overload", now):
                 self._warn(f"overloaded: {len(self._server_tx)} transactions live, "
                            f"{self.overload_drops} requests refused so far", source)
-            if self.config.proxy is not None and source.host == self.config.proxy.host:
+            if self._from_proxy(source):
                 self._send(self._response(req, 503, to_tag=self._hex(10),
                                           extra=[("Retry-After", "5")]), source)
             return
@@ -1394,8 +1389,9 @@ class Endpoint:
 
     def _trusted_source(self, source: Addr) -> bool:
         """``accept_from = "proxy"``: only the outbound proxy's host starts anything."""
-        if self.config.accept_from != "proxy":
-            return True
+        return self.config.accept_from != "proxy" or self._from_proxy(source)
+
+    def _from_proxy(self, source: Addr) -> bool:
         proxy = self.config.proxy
         return proxy is not None and source.host == proxy.host
 
@@ -1437,6 +1433,14 @@ class Endpoint:
 
     def _hex(self, n: int) -> str:
         return format(self._rng.getrandbits(n * 4), f"0{n}x")
+
+    def _summary_due(self, kind: str, now: float) -> bool:
+        """A counted kind of trouble (drops, overload, our errors) gets one line with its
+        count per 10 s, whichever hosts cause it."""
+        if now < self._next_summary.get(kind, 0.0):
+            return False
+        self._next_summary[kind] = now + 10.0
+        return True
 
     def _warn(self, text: str, source: str | Addr) -> None:
         """A ProtocolWarning, at most one per source host per 10 s (the next one says

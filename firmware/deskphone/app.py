@@ -154,10 +154,6 @@ class Phone:
             return wall
         return self._epoch + (wall - self._epoch) * self._time_scale
 
-    @property
-    def endpoint(self) -> Endpoint | None:
-        return self.runtime.endpoint if self.runtime is not None else None
-
     # ------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:

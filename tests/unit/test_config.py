@@ -21,6 +21,7 @@ from deskphone.config import (
     ConsoleConfig,
     HardwareConfig,
     LogConfig,
+    ProvisioningConfig,
     PhoneBehaviour,
     PhoneConfig,
     Problem,
@@ -116,6 +117,7 @@ def test_dataclasses_mirror_the_schema() -> None:
         "phone": PhoneBehaviour,
         "hardware": HardwareConfig,
         "audio": AudioConfig,
+        "provisioning": ProvisioningConfig,
         "log": LogConfig,
     }
     assert [f.name for f in dataclasses.fields(PhoneConfig)] == [s.name for s in SCHEMA]

@@ -363,6 +363,28 @@ def _check_pin_map(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
+
+def _check_provisioning_url(text: str) -> None:
+    from deskphone.provision.discovery import valid_url  # pure parsing, no I/O
+
+    if text and (not valid_url(text) or text.lower().startswith("tftp:")):
+        raise ValueError("is not an http:// or https:// URL (RFC 3986 characters, a host, "
+                         "an optional port; {mac} allowed)")
+
+
+def _check_mac(text: str) -> None:
+    from deskphone.provision.discovery import normalise_mac
+
+    if text:
+        normalise_mac(text)
+
+
+def _check_provisioning(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if bool(values.get("client_cert")) != bool(values.get("client_key")):
+        yield "client_key", "client_cert and client_key go together (mutual TLS needs both)"
+    if values.get("password") and not values.get("username"):
+        yield "username", "a password needs a username"
+
 SCHEMA: Final[tuple[Section, ...]] = (
     Section(
         "account",
@@ -559,6 +581,29 @@ SCHEMA: Final[tuple[Section, ...]] = (
             Key("ringtone", bool, "Also ring through the sound device (the country's ring "
                 "cadence), for a build without a bell or buzzer.", default=False),
         ),
+    ),
+    Section(
+        "provisioning",
+        "Where the phone fetches its config from (zero-touch provisioning).",
+        (
+            Key("url", str, "Base URL of the provisioning server (http:// or https://; "
+                "{mac} is replaced by the MAC); the phone fetches <url>/<mac>.toml and "
+                "<url>/deskphone.toml. Empty: the DHCP lease (option 160, then 66), then SIP "
+                "plug-and-play.", default="", check=_check_provisioning_url),
+            Key("ca_file", str, "PEM file of the CA(s) the server's certificate must chain "
+                "to; empty: the system's store.", default=""),
+            Key("client_cert", str, "PEM client certificate for mutual TLS (with "
+                "client_key).", default=""),
+            Key("client_key", str, "PEM private key of client_cert.", default=""),
+            Key("username", str, "HTTP user name (basic or digest auth).", default=""),
+            Key("password", str, "HTTP password; never printed.", default="", secret=True),
+            Key("mac", str, "The MAC the phone asks for (a lab bench); empty: the primary "
+                "interface's.", default="", check=_check_mac),
+            Key("resync_interval", int, "Seconds between checks for a new config (with up "
+                "to 10% random jitter); 0: only at start, on the console and on check-sync.",
+                default=86400, bounds=(0, 30 * 86400)),
+        ),
+        check=_check_provisioning,
     ),
     Section(
         "log",
@@ -827,6 +872,18 @@ class AudioConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisioningConfig:
+    url: str = ""
+    ca_file: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    mac: str = ""
+    resync_interval: int = 86400
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
 
@@ -839,6 +896,7 @@ class PhoneConfig:
     phone: PhoneBehaviour = field(default_factory=PhoneBehaviour)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -854,5 +912,6 @@ def config_from_document(document: Mapping[str, object], source: str) -> PhoneCo
         phone=PhoneBehaviour(**values["phone"]),  # type: ignore[arg-type]
         hardware=HardwareConfig(**values["hardware"]),  # type: ignore[arg-type]
         audio=AudioConfig(**values["audio"]),  # type: ignore[arg-type]
+        provisioning=ProvisioningConfig(**values["provisioning"]),  # type: ignore[arg-type]
         log=LogConfig(**values["log"]),  # type: ignore[arg-type]
     )

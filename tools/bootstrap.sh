@@ -6,6 +6,11 @@
 #   - gcc, libc6-dev and the Python headers: pyalsaaudio (a test dependency) and pesq (bench)
 #     are built from source by pip.
 #   - fonts-dejavu-core: the OLED's legible fonts (DejaVu); Pillow's own font is the fallback.
+#   - nginx-light and openssl: the provisioning tests serve configs over HTTPS from a real
+#     nginx with a CA the test makes.
+#   - device-tree-compiler (dtc): the board overlay is compiled in the tests and by make dist.
+#   - fdisk (sfdisk), dosfstools (mkfs.vfat), mtools, xz-utils: tools/flash.py's tests build
+#     small SD-card images and configure their FAT boot partition without mounting it.
 #   - the SIP test peers (Kamailio, SIPp, baresip, ...): $SHARED_DIR/peers/install.sh,
 #     SHARED_DIR defaulting to the shared/ directory laid beside the repo.
 #   bootstrap.sh bench: also espeak-ng, which makes the speech for bench/voice_quality.py,
@@ -27,6 +32,14 @@ if command -v python3 >/dev/null 2>&1 && ! [ -f "$(python3 -c \
     missing+=(python3-dev)
 fi
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# /usr/sbin is not on every user's PATH: look for the files themselves
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v dtc >/dev/null 2>&1 || missing+=(device-tree-compiler)
+[ -x /usr/sbin/sfdisk ] || [ -x /sbin/sfdisk ] || missing+=(fdisk)
+[ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ] || missing+=(dosfstools)
+command -v mcopy >/dev/null 2>&1 || missing+=(mtools)
+command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
 if [ "${1:-}" = bench ]; then
     command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
     # bench/latency.py's ALSA figure: a private PulseAudio null sink reached through ALSA

@@ -326,7 +326,15 @@ def expand_url(template: str, mac: str) -> str:
 
 def pnp_subscribe(mac: str, local_host: str, local_port: int, call_id: str, tag: str,
                   branch: str, *, version: str = __version__) -> bytes:
-    """The PnP SUBSCRIBE, to be sent to 224.0.1.75:5060 over UDP.
+    """:func:`pnp_subscribe_request` as bytes on the wire."""
+    return bytes(pnp_subscribe_request(mac, local_host, local_port, call_id, tag, branch,
+                                       version=version))
+
+
+def pnp_subscribe_request(mac: str, local_host: str, local_port: int, call_id: str,
+                          tag: str, branch: str, *, version: str = __version__) -> Request:
+    """The PnP SUBSCRIBE, to be sent to 224.0.1.75:5060 over UDP (the SIP endpoint's
+    ``pnp_subscribe`` sends it in a client transaction of its own).
 
     ``sip:<mac>@224.0.1.75`` as Request-URI, From and To; ``Event: ua-profile``
     with the device's profile-type, vendor, model and version (RFC 6080 §4.1);
@@ -362,7 +370,7 @@ def pnp_subscribe(mac: str, local_host: str, local_port: int, call_id: str, tag:
         ("Expires", "0"),
         ("User-Agent", f"{PNP_VENDOR}/{version}"),
     ])
-    return bytes(Request("SUBSCRIBE", SipUri.parse(aor), headers))
+    return Request("SUBSCRIBE", SipUri.parse(aor), headers)
 
 
 def pnp_url_from_notify(raw: bytes, *, call_id: str | None = None) -> str | None:
@@ -386,5 +394,11 @@ def pnp_url_from_notify(raw: bytes, *, call_id: str | None = None) -> str | None
             return None
     except RemoteProtocolError:
         return None
-    text = _option_text(msg.body)
+    return pnp_url_from_body(msg.body)
+
+
+def pnp_url_from_body(body: bytes) -> str | None:
+    """The URL an ``application/url`` body holds (NULs and whitespace at the ends
+    stripped), if :func:`valid_url` accepts it; else None."""
+    text = _option_text(body)
     return text if text is not None and valid_url(text) else None

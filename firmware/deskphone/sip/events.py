@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from ..sdp import NegotiatedMedia
+from .transaction import Addr
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,25 @@ class DtmfReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckSyncRequested:
+    """The registrar/outbound proxy sent ``NOTIFY`` with ``Event: check-sync``: fetch
+    the configuration again. ``reboot``: True, restart with it; False, apply it live;
+    None, the NOTIFY did not say (or said something else): the phone decides."""
+
+    reboot: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningUrlOffered:
+    """A SIP plug-and-play server answered ``Endpoint.pnp_subscribe``: its URL, already
+    checked by ``provision.discovery.valid_url``, and where the NOTIFY came from.
+    Trust on first use: anyone on the LAN may have sent it."""
+
+    url: str
+    source: Addr
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolWarning:
     """A message we dropped or answered with an error; for the log."""
 
@@ -117,4 +137,4 @@ class ProtocolWarning:
 
 Event = (Registered | RegistrationFailed | Unregistered | IncomingCall | CallRinging
          | CallConnected | CallUpdated | CallUpdateFailed | CallEnded | DtmfReceived
-         | ProtocolWarning)
+         | CheckSyncRequested | ProvisioningUrlOffered | ProtocolWarning)

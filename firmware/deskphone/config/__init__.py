@@ -1,6 +1,12 @@
 """Phone configuration: one TOML file, checked against one schema (shared with provisioning)."""
 
-from deskphone.config.load import atomic_write_config, load_config, parse_config
+from deskphone.config.load import (
+    atomic_write_config,
+    decode_text,
+    load_config,
+    parse_config,
+    parse_document,
+)
 from deskphone.config.schema import (
     REQUIRED,
     SCHEMA,
@@ -20,6 +26,7 @@ from deskphone.config.schema import (
     config_from_document,
     validate,
 )
+from deskphone.config.store import atomic_write
 
 __all__ = [
     "REQUIRED",
@@ -37,9 +44,12 @@ __all__ = [
     "ProvisioningConfig",
     "Section",
     "SipConfig",
+    "atomic_write",
     "atomic_write_config",
     "config_from_document",
+    "decode_text",
     "load_config",
     "parse_config",
+    "parse_document",
     "validate",
 ]

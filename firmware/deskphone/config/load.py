@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 import tomllib
+from typing import Any
 
 from deskphone.config.schema import ConfigError, PhoneConfig, Problem, config_from_document
+from deskphone.config.store import Step, atomic_write
 
 _WHERE = re.compile(
     r"^(?P<what>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
@@ -28,13 +28,27 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> Problem:
     )
 
 
-def parse_config(text: str, source: str = "<config>") -> PhoneConfig:
-    """Parse TOML text into a PhoneConfig; ``source`` names it in error messages."""
+def decode_text(data: bytes, source: str) -> str:
+    """Bytes of a config file as text; ConfigError (with the line) if they are not UTF-8."""
     try:
-        document = tomllib.loads(text)
+        # utf-8-sig: tolerate the BOM some editors add; TOML itself must be UTF-8.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(source, [Problem(None, "not UTF-8 text", line)]) from None
+
+
+def parse_document(text: str, source: str) -> dict[str, Any]:
+    """Parse TOML text into a document, not yet checked; a syntax error names its line."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [_syntax_problem(exc, text)]) from None
-    return config_from_document(document, source)
+
+
+def parse_config(text: str, source: str = "<config>") -> PhoneConfig:
+    """Parse TOML text into a PhoneConfig; ``source`` names it in error messages."""
+    return config_from_document(parse_document(text, source), source)
 
 
 def load_config(path: str | os.PathLike[str]) -> PhoneConfig:
@@ -45,41 +59,18 @@ def load_config(path: str | os.PathLike[str]) -> PhoneConfig:
             data = file.read()
     except OSError as exc:
         raise ConfigError(source, [Problem(None, f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        # utf-8-sig: tolerate the BOM some editors add; TOML itself must be UTF-8.
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(source, [Problem(None, "not UTF-8 text", line)]) from None
-    return parse_config(text, source)
+    return parse_config(decode_text(data, source), source)
 
 
-def atomic_write_config(path: str | os.PathLike[str], text: str) -> PhoneConfig:
+def atomic_write_config(path: str | os.PathLike[str], text: str, *,
+                        step: Step | None = None) -> PhoneConfig:
     """Replace a config file so a power cut leaves the old file or the new, never half of one.
 
     The text is validated first (ConfigError if bad) so provisioning can never install a
-    config the phone would refuse at boot. The file is created 0600: it holds a password.
-    Returns the parsed config.
+    config the phone would refuse at boot. The file is written 0600: it holds a password.
+    ``step`` is the store's test hook. Returns the parsed config.
     """
     target = os.fspath(path)
     config = parse_config(text, target)
-    directory = os.path.dirname(os.path.abspath(target))
-    name = os.path.basename(target)
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(text.encode("utf-8"))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    # The rename is only durable once the directory entry itself reaches the disk.
-    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(target, text.encode("utf-8"), mode=0o600, step=step)
     return config

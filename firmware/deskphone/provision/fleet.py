@@ -12,14 +12,12 @@ nothing is written: a half-provisioned fleet is worse than none.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import math
 import os
 import re
 import sys
-import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from typing import Final, TextIO
 
 from deskphone.config.load import _syntax_problem
 from deskphone.config.schema import SCHEMA, Key, validate
+from deskphone.config.store import atomic_write
 
 COMMON_NAME: Final = "deskphone.toml"
 
@@ -345,32 +344,6 @@ def holds_secret(document: Mapping[str, object]) -> bool:
     )
 
 
-def atomic_write(path: str, data: bytes, mode: int) -> None:
-    """Temp file in the same directory, fsync, chmod, rename: old file or new, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                                suffix=".tmp")  # created 0600, before any byte is written
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fchmod(file.fileno(), mode)
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # --------------------------------------------------------------------------------------
 # The whole run
 
@@ -426,11 +399,10 @@ def _write(out: str, name: str, phones: Iterable[PhoneRow], template_text: str,
         text = emit_document(phone.document, f"{phone.mac}: from {name} line {phone.line} "
                              "by deskphone.provision.fleet\nedit the inventory, not this file")
         atomic_write(os.path.join(out, f"{phone.mac}.toml"), text.encode(),
-                     0o600 if holds_secret(phone.document) else 0o644)
+                     mode=0o600 if holds_secret(phone.document) else 0o644)
     # the template as the admin wrote it, comments and all: it has just been checked
     atomic_write(os.path.join(out, COMMON_NAME), template_text.encode(),
-                 0o600 if document is not None and holds_secret(document) else 0o644)
-    _fsync_dir(out)
+                 mode=0o600 if document is not None and holds_secret(document) else 0o644)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,9 @@
 """The call history: the last calls (missed, received, dialled), kept across restarts.
 
-One JSON file in the phone's state directory, replaced atomically (write a temporary
-file, fsync, rename), so a power cut leaves the old list or the new one, never half of
-either. A file that cannot be read is set aside (``.bad``), logged, and the phone starts
-with an empty history rather than not at all.
+One JSON file in the phone's state directory, replaced with the config store's atomic
+writer (0600: who called whom is private), so a power cut leaves the old list or the new
+one, never half of either. A file that cannot be read is set aside (``.bad``), logged,
+and the phone starts with an empty history rather than not at all.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..config.store import atomic_write
 
 log = logging.getLogger("deskphone.history")
 
@@ -97,15 +98,6 @@ class CallHistory:
                           indent=1)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".history.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(self.path, text.encode("utf-8"), mode=0o600)
         except OSError as e:
             log.warning("call history not saved to %s: %s", self.path, e)

@@ -348,9 +348,13 @@ def pnp_subscribe_request(mac: str, local_host: str, local_port: int, call_id: s
         raise ValueError(f"local host {local_host[:60]!r} is invalid")
     if not 0 < local_port <= 65535:
         raise ValueError(f"local port {local_port} is invalid")
-    for what, value in (("Call-ID", call_id), ("tag", tag), ("branch", branch),
-                        ("version", version)):
-        if not is_token(value):
+    # RFC 3261 §25.1 callid = word [ "@" word ]: tokens here, as the endpoint makes them
+    local_part, at, host_part = call_id.partition("@")
+    for what, value, ok in (("Call-ID", call_id,
+                             is_token(local_part) and (not at or is_token(host_part))),
+                            ("tag", tag, is_token(tag)), ("branch", branch, is_token(branch)),
+                            ("version", version, is_token(version))):
+        if not ok:
             raise ValueError(f"{what} {value[:60]!r} is invalid")
     if not branch.startswith("z9hG4bK"):
         branch = f"z9hG4bK{branch}"

@@ -21,6 +21,11 @@ directly (a lab bench without a PBX). In-dialog requests follow the route set.
 Responses go back where the request came from (RFC 3581's behaviour), with or without
 ``rport``: a deliberate departure from RFC 3261 §18.2.2's Via sent-by port, so a forged
 Via cannot aim our responses at a third party's port; we send only where packets came from.
+
+NOTIFYs outside a call go by their event package (RFC 6665 §8.2.1): ``check-sync`` is
+obeyed only from the proxy's exact address, whatever ``accept_from`` says (a bench that
+takes calls from anyone must not let anyone make it fetch a config); ``message-summary``
+is answered and ignored; anything else gets 489.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from .auth import AuthError, Challenge, Credentials, DigestClient
 from .call import Call, CallState, Direction
 from .dialog import Dialog
 from .errors import LocalProtocolError, RemoteProtocolError
-from .message import Headers, Request, Response, Via, parse_message
+from .message import Headers, Request, Response, Via, parse_header_params, parse_message
 from .registration import (
     Registration,
     RegState,
@@ -70,10 +75,13 @@ from .transaction import (
 )
 from .uri import (
     Address,
+    Params,
     SipUri,
     Uri,
     bracketed,
+    get_param,
     host_port,
+    is_token,
     parse_uint,
     parse_uri,
     valid_host,
@@ -86,15 +94,16 @@ KNOWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", 
                            "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "UPDATE",
                            "PRACK"})
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags we implement (Require)
+ALLOW_EVENTS = "check-sync, message-summary"  # NOTIFY packages (RFC 6665 §8.2.2)
 
 REASONS = {
-    100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 415: "Unsupported Media Type",
-    416: "Unsupported URI Scheme", 420: "Bad Extension", 481: "Call/Transaction Does Not Exist",
-    482: "Loop Detected", 486: "Busy Here", 487: "Request Terminated",
-    488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "Version Not Supported",
-    513: "Message Too Large",
+    100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 486: "Busy Here",
+    487: "Request Terminated", 488: "Not Acceptable Here", 489: "Bad Event",
+    491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
+    503: "Service Unavailable", 505: "Version Not Supported", 513: "Message Too Large",
 }
 END_REASONS: dict[int, ev.EndReason] = {
     404: ev.EndReason.NOT_FOUND, 408: ev.EndReason.TIMEOUT, 480: ev.EndReason.UNAVAILABLE,
@@ -897,6 +906,9 @@ class Endpoint:
             self._on_cancel(req, source, now)
             return
         to_tag = req.to.tag
+        if method == "NOTIFY" and (not to_tag or self._find_dialog_call(req) is None):
+            self._on_notify(req, source, now)
+            return
         if to_tag:
             self._on_in_dialog(req, source, to_tag, now)
             return
@@ -908,10 +920,46 @@ class Endpoint:
         elif method == "OPTIONS":
             self._reply(req, source, 200, now, extra=[
                 ("Allow", ALLOW), ("Accept", ACCEPT), ("Accept-Language", "en")])
-        elif method == "NOTIFY":
-            self._reply(req, source, 200, now)  # unsolicited MWI and the like
         else:
             self._reply(req, source, 481, now)
+
+    def _on_notify(self, req: Request, source: Addr, now: float) -> None:
+        """A NOTIFY that no call of ours owns, by its event package (RFC 6665 §8.2.1)."""
+        try:
+            package, params = _event(req.headers.get_all("Event"))
+        except RemoteProtocolError as e:
+            self._reply(req, source, 400, now, reason="Bad Event Header",
+                        extra=[("Warning", f'399 deskphone "{_warning_text(str(e))}"')])
+            return
+        if package == "check-sync":
+            self._on_check_sync(req, source, params, now)
+        elif package == "message-summary":
+            self._reply(req, source, 200, now)  # MWI: answered (no lamp for it yet)
+        else:
+            self._reply(req, source, 489, now, extra=[("Allow-Events", ALLOW_EVENTS)])
+
+    def _on_check_sync(self, req: Request, source: Addr, params: Params,
+                       now: float) -> None:
+        """``Event: check-sync[;reboot=true|false]``: fetch the config again. Obeyed from
+        the proxy's own address only, even with ``accept_from = "any"``, and answered
+        with or without a subscription (Asterisk sends it unsolicited, and Polycom and
+        Yealink phones take it so)."""
+        if not self._is_proxy(source):
+            self._reply(req, source, 403, now)
+            self._warn("check-sync NOTIFY from an address that is not the proxy refused",
+                       source)
+            return
+        if not self._names_us(req.uri):
+            self._reply(req, source, 404, now)
+            return
+        raw = get_param(params, "reboot")
+        reboot = None if raw is None else {"true": True, "false": False}.get(
+            raw.strip('"').lower())
+        if raw is not None and reboot is None:
+            self._warn(f"check-sync reboot={raw[:20]!r} is neither true nor false: "
+                       f"taken as unsaid", source)
+        self._reply(req, source, 200, now)
+        self._events.append(ev.CheckSyncRequested(reboot))
 
     def _on_invite(self, req: Request, source: Addr, now: float) -> None:
         call_id = req.call_id
@@ -1024,10 +1072,7 @@ class Endpoint:
         call = self._find_dialog_call(req)
         method = req.method
         if call is None or call.dialog is None:
-            if method == "NOTIFY":  # MWI NOTIFY after a SUBSCRIBE of someone else's
-                self._reply(req, source, 200, now)
-            else:
-                self._reply(req, source, 481, now)
+            self._reply(req, source, 481, now)
             return
         dialog = call.dialog
         if not dialog.check_remote_seq(req):
@@ -1395,6 +1440,13 @@ class Endpoint:
         proxy = self.config.proxy
         return proxy is not None and source.host == proxy.host
 
+    def _is_proxy(self, source: Addr) -> bool:
+        """From the proxy's own host and port: what may make the phone act on its config.
+        Kamailio relays with a Via of its own; where the datagram came from is what counts."""
+        proxy = self.config.proxy
+        return (proxy is not None and source.port == proxy.port
+                and source.host.strip("[]").lower() == proxy.host.strip("[]").lower())
+
     def _names_us(self, uri: Uri) -> bool:
         """Is the Request-URI ours: our user, or our contact's (RFC 3261 §8.2.2.1)?"""
         if not isinstance(uri, SipUri) or uri.user is None:
@@ -1462,6 +1514,19 @@ class Endpoint:
 
 def _is_ip(host: str) -> bool:
     return bool(re.fullmatch(r"[0-9.]+", host)) and valid_host(host) or ":" in host
+
+
+def _event(values: list[str]) -> tuple[str, Params]:
+    """The event type (lower case) and parameters of an Event header (RFC 6665 §8.4:
+    ``event-type *( SEMI event-param )``); RemoteProtocolError when absent or malformed."""
+    if not values:
+        raise RemoteProtocolError("missing Event header")
+    if len(values) > 1:
+        raise RemoteProtocolError("more than one Event header")
+    package, params = parse_header_params(values[0])
+    if not is_token(package):
+        raise RemoteProtocolError(f"bad Event type {package[:40]!r}")
+    return package.lower(), params
 
 
 def _warning_text(text: str) -> str:

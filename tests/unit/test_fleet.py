@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deskphone.config import config_from_document
-from deskphone.provision import fleet
 from deskphone.provision.fleet import (
     COMMON_NAME,
     emit_document,
@@ -23,6 +22,7 @@ from deskphone.provision.fleet import (
     main,
     normalise_mac,
 )
+from deskphone.provision.merge import merge_documents
 
 TEMPLATE = """\
 # shared by every phone
@@ -60,7 +60,7 @@ def _problems(tmp_path: Path, inventory: str, template: str = TEMPLATE) -> list[
 def _merged(out: Path, mac: str) -> dict[str, object]:
     common = tomllib.loads((out / COMMON_NAME).read_text())
     own = tomllib.loads((out / f"{mac}.toml").read_text())
-    return fleet._merge(common, own)
+    return merge_documents(common, own)
 
 
 # --------------------------------------------------------------------------------------

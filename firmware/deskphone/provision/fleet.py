@@ -26,6 +26,7 @@ from typing import Final, TextIO
 from deskphone.config.load import _syntax_problem
 from deskphone.config.schema import SCHEMA, Key, validate
 from deskphone.config.store import atomic_write
+from deskphone.provision.merge import merge_documents
 
 COMMON_NAME: Final = "deskphone.toml"
 
@@ -261,16 +262,6 @@ _PLAIN: Final = Key("_", str, "")
 # Checking the fleet
 
 
-def _merge(common: Mapping[str, object], own: Mapping[str, Mapping[str, object]]) -> dict[
-        str, object]:
-    """The phone's view: the common file with its own file over it, key by key."""
-    merged: dict[str, object] = dict(common)
-    for section, table in own.items():
-        base = merged.get(section)
-        merged[section] = {**(base if isinstance(base, dict) else {}), **table}
-    return merged
-
-
 def check_fleet(
     template: Mapping[str, object] | None,
     template_problems: Sequence[FleetProblem],
@@ -322,7 +313,7 @@ def check_fleet(
         for dotted in sorted(own, key=_ORDER.__getitem__):
             section, _, name = dotted.partition(".")
             document.setdefault(section, {})[name] = own[dotted]
-        merged = [] if template is None else validate(_merge(template, document))[1]
+        merged = [] if template is None else validate(merge_documents(template, document))[1]
         for problem in merged:
             text = str(problem)
             if text not in known and problem.key not in empty:

@@ -200,7 +200,7 @@ def test_an_unknown_event_package_gets_489(event: str) -> None:
     ep = endpoint("1001", "127.0.0.1")
     [(resp, _)] = answer(ep, notify(event))
     assert (resp.status, resp.reason) == (489, "Bad Event")
-    assert resp.headers.get("Allow-Events") == "check-sync, message-summary"
+    assert resp.headers.get("Allow-Events") == "check-sync, ua-profile, message-summary"
     assert syncs(ep) == []
 
 

@@ -24,8 +24,9 @@ Via cannot aim our responses at a third party's port; we send only where packets
 
 NOTIFYs outside a call go by their event package (RFC 6665 §8.2.1): ``check-sync`` is
 obeyed only from the proxy's exact address, whatever ``accept_from`` says (a bench that
-takes calls from anyone must not let anyone make it fetch a config); ``message-summary``
-is answered and ignored; anything else gets 489.
+takes calls from anyone must not let anyone make it fetch a config); ``ua-profile`` only
+for a plug-and-play SUBSCRIBE of ours (``pnp_subscribe``); ``message-summary`` is answered
+and ignored; anything else gets 489.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from ..provision.discovery import (
+    PNP_CONTENT_TYPE,
+    PNP_GROUP,
+    PNP_PORT,
+    pnp_subscribe_request,
+    pnp_url_from_body,
+)
 from ..sdp import Direction as SdpDirection
 from ..sdp import (
     MediaCaps,
@@ -94,7 +102,9 @@ KNOWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", 
                            "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "UPDATE",
                            "PRACK"})
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags we implement (Require)
-ALLOW_EVENTS = "check-sync, message-summary"  # NOTIFY packages (RFC 6665 §8.2.2)
+ALLOW_EVENTS = "check-sync, ua-profile, message-summary"  # NOTIFY packages (RFC 6665 §8.2.2)
+PNP_WINDOW = 300.0  # how long a plug-and-play SUBSCRIBE waits for its NOTIFY (seconds)
+PNP_PENDING_MAX = 8  # plug-and-play SUBSCRIBEs waiting at once; the oldest goes first
 
 REASONS = {
     100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 403: "Forbidden",
@@ -137,6 +147,18 @@ class EndpointConfig:
     allow_rfc2069: bool = False  # answer challenges without qop (offline-crackable)
     max_server_tx: int = 512  # live server transactions, all sources (a flood's cap)
     max_server_tx_per_source: int = 64  # ... from one host
+    # where pnp_subscribe sends: the SIP multicast group, or a unicast stand-in (tests)
+    pnp_target: Addr = Addr("udp", PNP_GROUP, PNP_PORT)
+
+
+@dataclass(frozen=True, slots=True)
+class _PnpSubscription:
+    """A plug-and-play SUBSCRIBE of ours, waiting for its NOTIFY: RFC 6665 §4.1.2.4
+    matches the NOTIFY by Call-ID and our From tag (its To tag), never by where it came
+    from (the SUBSCRIBE went to a multicast group: any host may answer)."""
+
+    tag: str
+    until: float
 
 
 _Deadline = tuple[float, int, bool, tuple[str, str], "ClientTransaction | ServerTransaction"]
@@ -204,6 +226,7 @@ class Endpoint:
         self._warned: dict[str, list[float]] = {}  # host -> [next allowed, held back]
         self.overload_drops = 0  # requests refused by the transaction caps (floods)
         self._next_summary: dict[str, float] = {}  # kind -> when its next line may go
+        self._pnp: dict[str, _PnpSubscription] = {}  # Call-ID -> waiting for its NOTIFY
 
     # ---------------------------------------------------------------- I/O side
 
@@ -435,6 +458,42 @@ class Endpoint:
         elif st is CallState.CONNECTED:
             self._send_bye(call, now)
             self._end(call, ev.EndReason.LOCAL_HANGUP, None)
+
+    def pnp_subscribe(self, now: float, mac: str) -> str:
+        """Ask a SIP plug-and-play server where to provision from; returns the Call-ID.
+
+        A SUBSCRIBE for ``ua-profile`` (RFC 6080 §4.1, built by provision.discovery)
+        goes to ``config.pnp_target`` (224.0.1.75:5060) in a non-INVITE client
+        transaction (Timers E and F); a NOTIFY with an ``application/url`` body for
+        it within ``PNP_WINDOW`` seconds becomes ``ProvisioningUrlOffered``. This is
+        trust on first use: any host on the LAN can answer first, so the phone uses
+        it only when no URL is configured and DHCP gave none."""
+        local = self.config.local
+        call_id = self._hex(24) + "@deskphone"
+        tag = self._hex(10)
+        try:
+            req = pnp_subscribe_request(mac, local.host, local.port, call_id, tag,
+                                        "z9hG4bK" + self._hex(16))
+        except ValueError as e:
+            raise LocalProtocolError(str(e)) from None
+        for old, sub in list(self._pnp.items()):
+            if sub.until < now:
+                del self._pnp[old]
+        while len(self._pnp) >= PNP_PENDING_MAX:
+            del self._pnp[next(iter(self._pnp))]
+        self._pnp[call_id] = _PnpSubscription(tag, now + PNP_WINDOW)
+        target = self.config.pnp_target
+
+        def tu(resp: Response | Timeout, t: float) -> None:
+            # 200/202 or nothing: the NOTIFY is what counts, and it may still come
+            if isinstance(resp, Timeout):
+                self._warn("plug-and-play SUBSCRIBE: no response", target)
+            elif resp.status >= 300:
+                self._warn(f"plug-and-play SUBSCRIBE: {resp.status} {resp.reason}",
+                           target)
+
+        self._start_client_tx(req, target, now, tu)
+        return call_id
 
     def target_uri(self, target: str) -> SipUri:
         """What the person dialled as a URI: ``1002`` -> ``sip:1002@<domain>``."""
@@ -925,14 +984,20 @@ class Endpoint:
 
     def _on_notify(self, req: Request, source: Addr, now: float) -> None:
         """A NOTIFY that no call of ours owns, by its event package (RFC 6665 §8.2.1)."""
+        values = req.headers.get_all("Event")
+        if not values and req.call_id in self._pnp:
+            self._on_pnp_notify(req, source, now)  # PnP servers may leave Event out
+            return
         try:
-            package, params = _event(req.headers.get_all("Event"))
+            package, params = _event(values)
         except RemoteProtocolError as e:
             self._reply(req, source, 400, now, reason="Bad Event Header",
                         extra=[("Warning", f'399 deskphone "{_warning_text(str(e))}"')])
             return
         if package == "check-sync":
             self._on_check_sync(req, source, params, now)
+        elif package == "ua-profile":
+            self._on_pnp_notify(req, source, now)
         elif package == "message-summary":
             self._reply(req, source, 200, now)  # MWI: answered (no lamp for it yet)
         else:
@@ -960,6 +1025,28 @@ class Endpoint:
                        f"taken as unsaid", source)
         self._reply(req, source, 200, now)
         self._events.append(ev.CheckSyncRequested(reboot))
+
+    def _on_pnp_notify(self, req: Request, source: Addr, now: float) -> None:
+        """The plug-and-play server's answer to ``pnp_subscribe``: a URL (RFC 6080 §4.1)."""
+        call_id = req.call_id
+        sub = self._pnp.get(call_id)
+        if sub is not None and sub.until < now:
+            del self._pnp[call_id]
+            sub = None
+        if sub is None or req.to.tag != sub.tag:
+            self._reply(req, source, 481, now)  # RFC 6665 §4.1.3: no such subscription
+            return
+        if req.content_type != PNP_CONTENT_TYPE:
+            self._reply(req, source, 415, now, extra=[("Accept", PNP_CONTENT_TYPE)])
+            return
+        url = pnp_url_from_body(req.body)
+        if url is None:
+            self._reply(req, source, 400, now, reason="Bad URL")
+            self._warn("plug-and-play NOTIFY without a usable URL refused", source)
+            return
+        del self._pnp[call_id]  # one URL per SUBSCRIBE (Expires: 0): the first one wins
+        self._reply(req, source, 200, now)
+        self._events.append(ev.ProvisioningUrlOffered(url, source))
 
     def _on_invite(self, req: Request, source: Addr, now: float) -> None:
         call_id = req.call_id

@@ -41,6 +41,7 @@ from .runtime.devices import Devices, HardwareBuilder
 from .runtime.history import CallHistory
 from .runtime.media import MediaPlant
 from .runtime.phone import PhoneRuntime
+from .runtime.sdnotify import SdNotifier
 from .sip.endpoint import Endpoint, EndpointConfig
 from .sip.errors import LocalProtocolError
 from .sip.transaction import Addr
@@ -146,6 +147,7 @@ class Phone:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._resolver: asyncio.Task[None] | None = None
+        self.notifier = SdNotifier()  # systemd's NOTIFY_SOCKET; does nothing without one
 
     def now(self) -> float:
         """The phone's clock: monotonic seconds, ``time_scale`` times faster."""
@@ -253,6 +255,11 @@ class Phone:
             self.runtime.registration_unavailable(unresolved, RESOLVE_RETRY)
             self._resolver = loop.create_task(self._resolve_later())
         self.started.set()
+        # systemd: READY=1, registration news as STATUS=, WATCHDOG=1 from this loop
+        if self.notifier.phone_event not in self._listeners:  # start() again: restarted
+            self.add_listener(self.notifier.phone_event)
+        self.notifier.ready(status="started")
+        self.notifier.start_watchdog(loop)
 
     async def _resolve_later(self) -> None:
         """Resolve the registrar until it works, then register (the screen says No network
@@ -295,6 +302,7 @@ class Phone:
         self._stop.set()
 
     async def stop(self, unregister_timeout: float = 4.0) -> None:
+        self.notifier.stopping()  # systemd: STOPPING=1; the watchdog pings end
         if self._resolver is not None:
             self._resolver.cancel()
         rt = self.runtime

@@ -1236,12 +1236,17 @@ def run(argv: Sequence[str], system: System | None = None, stdin: TextIO | None 
         say(f"target: {target.description}")
         device = device_settings(args)
         payload = prepare_payload(args, device)
+        image_mbr = _image_mbr(image)
+        boot_partition(image_mbr)  # an image we could not configure is refused before writing
+        missing = [tool for tool in ("mtype", "mcopy", "mmd", "mdir") if not shutil.which(tool)]
+        if missing:
+            raise FlashError(f"{', '.join(missing)} not found: apt-get install mtools")
         for note in payload.notes:
             say(f"warning: {note}")
         if args.dry_run:
             say(f"would write {image.size} bytes to {target.path} (partition table last), "
                 "fsync" + ("" if args.no_verify else ", then read back and compare SHA-256"))
-            configure_boot(target.path, payload, say, dry_run=True, mbr=_image_mbr(image))
+            configure_boot(target.path, payload, say, dry_run=True, mbr=image_mbr)
             say("nothing written")
             return 0
         if not args.yes and not confirm(target, image, stdin, stdout):

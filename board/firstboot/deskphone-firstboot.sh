@@ -8,7 +8,7 @@
 # and changes nothing on a complete one. Needs no network: the firmware wheel (and, from
 # `dist.py --with-deps`, its dependency wheels) come from the bundle; the venv sees the
 # image's own Python packages (--system-site-packages): python3-gpiozero, python3-lgpio,
-# python3-serial, python3-numpy (see board/README.md for the list).
+# python3-serial, python3-numpy (board/firstboot/README.md lists what the image needs).
 #
 # Steps: check the bundle against its MANIFEST; the per-card settings tools/flash.py wrote to
 # device.conf (hostname, the admin user and its SSH keys, ssh on); the service user

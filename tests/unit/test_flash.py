@@ -517,6 +517,17 @@ def test_a_bad_checksum_stops_before_writing(image: Path, tmp_path: Path) -> Non
     assert not target.exists()
 
 
+def test_an_image_without_a_fat_partition_is_refused_before_writing(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.img"
+    plain.write_bytes(bytes(MIB))
+    target = tmp_path / "card.img"
+    status, _, err = run_flash(plain, target, "--yes", "--config-txt", _config_txt(tmp_path),
+                               "--dts", _dts(tmp_path))
+    assert (status, err) == (1, "flash.py: error: no MBR partition table (boot signature 55 aa "
+                                "missing)\n")
+    assert not target.exists()
+
+
 def test_a_missing_image_is_an_error(tmp_path: Path) -> None:
     status, _, err = run_flash(tmp_path / "nope.img.xz", tmp_path / "card.img", "--yes")
     assert (status, err) == (1, f"flash.py: error: image {tmp_path / 'nope.img.xz'} not found\n")

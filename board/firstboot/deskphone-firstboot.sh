@@ -254,10 +254,9 @@ enable_i2c_dev() {
 
 install_config() {
   local dir="$ROOT$CONFIG_DIR" src
-  # provisioning replaces phone.toml atomically (a temp file beside it, then rename), so the
-  # service user owns the directory too
-  install -d -m 0750 "$dir"
-  chown "$SERVICE_USER:$SERVICE_USER" "$dir"
+  # as the unit has it: the directory root's (ConfigurationDirectory=, read-only to the
+  # phone under ProtectSystem=strict), the file the service user's alone (it holds secrets)
+  install -d -m 0755 "$dir"
   if [ -e "$dir/phone.toml" ]; then
     log "config: $CONFIG_DIR/phone.toml exists, kept"
     return 0

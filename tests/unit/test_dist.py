@@ -365,7 +365,8 @@ def test_first_boot_installs_the_phone(phone: Phone) -> None:
     assert toml.read_text() == phone.phone_toml
     assert stat.S_IMODE(toml.stat().st_mode) == 0o600
     assert "chown deskphone:deskphone ROOT/etc/deskphone/phone.toml" in commands
-    assert "chown deskphone:deskphone ROOT/etc/deskphone" in commands
+    assert "chown deskphone:deskphone ROOT/etc/deskphone" not in commands  # root's (the unit)
+    assert stat.S_IMODE((phone.root / "etc" / "deskphone").stat().st_mode) == 0o755
     assert "python3 -m venv --system-site-packages ROOT/opt/deskphone" in commands
     assert (f"venv-python -m pip install --disable-pip-version-check --no-cache-dir --no-index "
             f"--find-links {phone.bundle} deskphone==0.1.0").replace(

@@ -89,6 +89,12 @@ class _Trouble:
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # the socket is closed now (asyncio closes it a loop turn after close())
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         self.owner._on_message(data, Addr("udp", addr[0], addr[1]))
@@ -340,11 +346,16 @@ class SipTransport:
             self._listener.close()
         for task in list(self._tasks):
             task.cancel()
-        if self._udp is not None:
-            self._udp.close()
         for conn in list(self._tcp.values()):
             if conn.transport is not None:
                 conn.transport.close()
+        if self._udp is not None:
+            self._udp.close()
+            # the port is free once the socket is closed: a SIP side rebuilt on the same
+            # port (a provisioned account) binds it again right after
+            protocol = self._udp.get_protocol()
+            if isinstance(protocol, _Udp):
+                await protocol.closed
 
 
 def _listen(family: socket.AddressFamily, host: str, port: int) -> socket.socket:

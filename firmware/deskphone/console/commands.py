@@ -55,7 +55,8 @@ class PhoneControl(Protocol):
 
 
 Handler = Callable[[PhoneControl, Sequence[str]], Mapping[str, object]]
-"""Runs a command: gets the controller and exactly the arguments the Command names."""
+"""Runs a command: gets the controller and the arguments the Command names (its optional
+ones only when given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class Command:
     handler: Handler
     args: tuple[str, ...]
     help: str
+    optional: tuple[str, ...] = ()  # trailing arguments that may be left out
 
 
 def _status(control: PhoneControl, args: Sequence[str]) -> Mapping[str, object]:
@@ -162,6 +164,28 @@ PHONE_COMMANDS: Final[Mapping[str, Command]] = MappingProxyType(
 )
 """Commands of a phone with hardware (real or simulated): the hook, keys and display."""
 
+
+class ProvisionControl(PhoneControl, Protocol):
+    """What ``provision`` needs: a phone with a provisioning client."""
+
+    def provision(self, url: str | None) -> dict[str, object]: ...
+
+
+def _provision(control: PhoneControl, args: Sequence[str]) -> Mapping[str, object]:
+    if not hasattr(control, "provision"):
+        raise CommandError("this phone has no provisioning client")
+    return control.provision(args[0] if args else None)  # type: ignore[no-any-return]
+
+
+PROVISION_COMMANDS: Final[Mapping[str, Command]] = MappingProxyType(
+    {
+        "provision": Command(_provision, (), "fetch the config from the provisioning server "
+                             "now (from url, if given); the outcome comes as events "
+                             "(provisioning, provisioned, provision_failed)", ("url",)),
+    }
+)
+"""Zero-touch provisioning on demand."""
+
 _HELP: Final = "list the commands"
 
 
@@ -193,7 +217,9 @@ class ConsoleCommands:
         return self._table
 
     def usage(self, name: str) -> str:
-        return " ".join([name, *(f"<{arg}>" for arg in self._table[name].args)])
+        command = self._table[name]
+        return " ".join([name, *(f"<{arg}>" for arg in command.args),
+                         *(f"[{arg}]" for arg in command.optional)])
 
     def handle_bytes(self, line: bytes | LineTooLong) -> dict[str, object] | None:
         """Handle one line as it came off the wire (see LineSplitter)."""
@@ -214,9 +240,11 @@ class ConsoleCommands:
         command = self._table.get(name)
         if command is None:
             return _error(f'unknown command {_quote(name)} (try "help")')
-        if len(args) != len(command.args):
+        least, most = len(command.args), len(command.args) + len(command.optional)
+        if not least <= len(args) <= most:
+            expected = _plural(least) if least == most else f"{least} to {most} arguments"
             return _error(
-                f"{name}: expected {_plural(len(command.args))}, got {len(args)}"
+                f"{name}: expected {expected}, got {len(args)}"
                 f" (usage: {self.usage(name)})"
             )
         try:

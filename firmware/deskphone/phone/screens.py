@@ -95,9 +95,11 @@ def registration_text(view: PhoneView) -> str:
     return f"Registration failed: {view.reg_status} {view.reg_reason}".rstrip()
 
 
-def screen_for(view: PhoneView, now: float, *, clock: str = "", address: str = "") -> Screen:
+def screen_for(view: PhoneView, now: float, *, clock: str = "", address: str = "",
+               notice: str = "") -> Screen:
     """The display for ``view`` at monotonic ``now``; ``clock`` is the wall time to show
-    when idle ("14:05"), ``address`` the phone's IP address."""
+    when idle ("14:05"), ``address`` the phone's IP address, ``notice`` a passing message
+    for the idle screen ("Provisioning failed"), shown first."""
     flags = {Registration.REGISTERED: "REG", Registration.REGISTERING: "...",
              Registration.FAILED: "!", Registration.UNREGISTERED: "-",
              Registration.NONE: ""}[view.registration]
@@ -109,7 +111,8 @@ def screen_for(view: PhoneView, now: float, *, clock: str = "", address: str = "
     who = number_of(view.remote) if view.remote else ""
     name = view.remote_name
     if st is State.IDLE:
-        lines = [registration_text(view)]
+        lines = [notice] if notice else []
+        lines.append(registration_text(view))
         if view.missed:
             lines.append(f"{view.missed} missed call{'s' if view.missed > 1 else ''}")
         if address:

@@ -10,9 +10,12 @@ call, or open SIP/TCP to, a host of their choosing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..console import CommandError
 from ..phone import events as pe
 from ..phone.controller import PhoneError
+from ..provision.discovery import valid_url
 from ..sip.errors import LocalProtocolError
 from ..sip.uri import SipUri
 from .phone import PhoneRuntime
@@ -44,9 +47,20 @@ def direct_uri_refusal(uri: SipUri, home: SipUri, transport: str) -> str | None:
 
 
 class RuntimeControl:
-    def __init__(self, runtime: PhoneRuntime, *, allow_direct_uris: bool = True) -> None:
-        self.rt = runtime
+    def __init__(self, runtime: PhoneRuntime, *, allow_direct_uris: bool = True,
+                 provision: Callable[[str | None], dict[str, object]] | None = None) -> None:
+        self.rt = runtime  # replaced when a provisioned account rebuilds the SIP side
         self.allow_direct_uris = allow_direct_uris
+        self._provision = provision
+
+    def provision(self, url: str | None) -> dict[str, object]:
+        """``provision [url]``: a sync now; what it finds arrives as events."""
+        if self._provision is None:
+            raise CommandError("provisioning is off on this phone")
+        if url is not None and not (valid_url(url) and url.lower().startswith(
+                ("http://", "https://"))):
+            raise CommandError(f"provision: {url[:80]!r} is not an http:// or https:// URL")
+        return self._provision(url)
 
     def _command(self, event: object) -> None:
         try:

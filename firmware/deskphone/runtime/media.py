@@ -35,6 +35,10 @@ class MediaPlant:
         self._tone: TonePlayer | None = None
         self._stopping: TonePlayer | None = None  # told to stop, maybe not yet off the device
 
+    def set_tones(self, country: str) -> None:
+        """The country whose call-progress tones play from now on (a provisioned change)."""
+        self._country = country
+
     # the endpoint's PortSource: a port in SDP is a pair we hold
     def allocate(self) -> int:
         return self.ports.allocate()

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..phone import actions as act
 from ..phone import events as pe
-from ..phone.controller import PhoneController, PhoneError
+from ..phone.controller import PhoneController, PhoneError, State
 from ..phone.screens import Screen, screen_for
 from ..sip import events as ev
 from ..sip.endpoint import Endpoint
@@ -51,7 +51,8 @@ class PhoneRuntime:
                  history: CallHistory | None = None,
                  broadcast: Callable[[dict[str, Any]], None] = lambda e: None,
                  wallclock: Callable[[], datetime.datetime] = datetime.datetime.now,
-                 address: str = "", ringtone: bool = False) -> None:
+                 address: str = "", ringtone: bool = False,
+                 on_provisioning: Callable[[ev.Event], None] = lambda e: None) -> None:
         self.endpoint = endpoint
         self.controller = controller
         self.media = media
@@ -64,6 +65,7 @@ class PhoneRuntime:
         self.address = address
         self.ringtone = ringtone  # also ring through the sound device
         self._send = send
+        self._on_provisioning = on_provisioning  # check-sync, a plug-and-play URL
         self._clock = clock
         self._scale = time_scale
         self._wallclock = wallclock
@@ -79,6 +81,7 @@ class PhoneRuntime:
         self.last_dtmf_method: act.DtmfMethod | None = None  # how the last digits went out
         self._failures: list[str] | None = None  # what went wrong carrying out a command
         self.screen: Screen | None = None
+        self._notice: tuple[str, float] | None = None  # (text, until) on the idle screen
         self.unregistered = asyncio.Event()
         self.ringing = False
 
@@ -188,6 +191,10 @@ class PhoneRuntime:
         if isinstance(event, ev.ProtocolWarning):
             log.warning("%s (from %s)", event.text, event.source)
             return
+        if isinstance(event, ev.CheckSyncRequested | ev.ProvisioningUrlOffered):
+            log.info("event %s", event)
+            self._on_provisioning(event)  # the phone's provisioning client, not the controller
+            return
         if isinstance(event, ev.Unregistered):
             self.unregistered.set()
         elif isinstance(event, ev.IncomingCall):
@@ -264,11 +271,33 @@ class PhoneRuntime:
 
     # ------------------------------------------------------------- screen
 
+    def idle(self) -> bool:
+        """No call up and the handset down: a good moment to rebuild the SIP side."""
+        return not self.endpoint.calls and self.controller.state in (State.IDLE,
+                                                                     State.PREDIAL)
+
+    def refresh(self) -> None:
+        """Redraw after a change from outside (a provisioned setting)."""
+        self._dirty = True
+        self._refresh_screen()
+
+    def notice(self, text: str, seconds: float = 10.0) -> None:
+        """Show ``text`` on the idle screen for ``seconds`` (the 1 s tick takes it away):
+        a passing message such as a failed provisioning, which is no phone state."""
+        self._notice = (text, self._clock() + seconds * self._scale)
+        self._refresh_screen()
+
     def current_screen(self) -> Screen:
         now = self._clock()
         wall = self._wallclock()
+        notice = ""
+        if self._notice is not None:
+            if now < self._notice[1]:
+                notice = self._notice[0]
+            else:
+                self._notice = None
         return screen_for(self.controller.view(), now, clock=wall.strftime("%H:%M"),
-                          address=self.address)
+                          address=self.address, notice=notice)
 
     def _refresh_screen(self) -> None:
         screen = self.current_screen()

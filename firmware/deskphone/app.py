@@ -19,7 +19,7 @@ import random
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .console import (
     BUILTIN_COMMANDS,
     CALL_COMMANDS,
     PHONE_COMMANDS,
+    PROVISION_COMMANDS,
     ConsoleCommands,
     ConsoleServer,
 )
@@ -36,12 +37,17 @@ from .media.engine import MediaOptions
 from .media.tones import get_tone
 from .phone import events as pe
 from .phone.controller import PhoneController, PhoneSettings
+from .provision.client import ProvisioningClient
+from .provision.host import lease_url, primary_mac
+from .provision.merge import Change, Scope, apply_scope
+from .provision.state import STATE_FILE
 from .runtime.control import RuntimeControl
 from .runtime.devices import Devices, HardwareBuilder
 from .runtime.history import CallHistory
 from .runtime.media import MediaPlant
 from .runtime.phone import PhoneRuntime
 from .runtime.sdnotify import SdNotifier
+from .sip import events as ev
 from .sip.endpoint import Endpoint, EndpointConfig
 from .sip.errors import LocalProtocolError
 from .sip.transaction import Addr
@@ -52,6 +58,7 @@ from .transport.sip import SipTransport, local_address_towards
 log = logging.getLogger("deskphone")
 
 RESOLVE_RETRY = 10.0  # seconds between attempts to resolve a registrar that did not resolve
+NOTICE_SECONDS = 10.0  # a provisioning failure or update on the idle screen
 
 
 def resolve(host: str, port: int, transport: str) -> str:
@@ -123,13 +130,16 @@ class Phone:
     """The running phone: endpoint + controller + runtime + edges on one event loop."""
 
     def __init__(self, cfg: PhoneConfig, *, rng: random.Random | None = None,
-                 time_scale: float = 1.0, hardware: HardwareBuilder | None = None) -> None:
+                 time_scale: float = 1.0, hardware: HardwareBuilder | None = None,
+                 local: Mapping[str, Any] | None = None) -> None:
         """``time_scale`` is a test hook: the phone's clock (``now``) runs that many times
         faster than the wall clock and loop delays shrink to match, so an integration test
         sees a 60 s registration refreshed after 30/time_scale s against a real registrar
         (which enforces a minimum expiry). Every SIP timer speeds up with it. 1.0 on a phone.
         ``hardware`` builds the devices (the simulator and the HIL tests pass their own);
-        None: from ``[hardware]`` (hw.build_devices)."""
+        None: from ``[hardware]`` (hw.build_devices). ``local`` is the local config file's
+        TOML document, the base provisioned files overlay: with it the phone provisions
+        itself (``[provisioning]``); None (tests of other parts): no provisioning."""
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, got {time_scale}")
         self.cfg = cfg
@@ -147,6 +157,9 @@ class Phone:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._resolver: asyncio.Task[None] | None = None
+        self._local = local
+        self._control: RuntimeControl | None = None
+        self.provisioning: ProvisioningClient | None = None
         self.notifier = SdNotifier()  # systemd's NOTIFY_SOCKET; does nothing without one
 
     def now(self) -> float:
@@ -160,8 +173,64 @@ class Phone:
 
     async def start(self) -> None:
         cfg = self.cfg
-        acc = cfg.account
         loop = self._loop = asyncio.get_running_loop()
+
+        def from_thread(event: pe.HardwareEvent) -> None:  # gpiozero / timer threads
+            loop.call_soon_threadsafe(self._on_hardware_event, event)
+
+        build = self._hardware
+        if build is None:
+            from .hw.build import build_devices
+
+            self.devices = build_devices(cfg, from_thread)
+        else:
+            self.devices = build(from_thread)
+        unresolved = await self._start_sip()
+        assert self.runtime is not None
+        # the consoles listen before the first REGISTER goes out (a client that
+        # connects at start-up sees the ``registered`` event)
+        control = self._control = RuntimeControl(
+            self.runtime, allow_direct_uris=cfg.console.allow_direct_uris,
+            provision=self._provision_command if self._local is not None else None)
+        commands = ConsoleCommands(control, {**BUILTIN_COMMANDS, **CALL_COMMANDS,
+                                             **PHONE_COMMANDS, **PROVISION_COMMANDS})
+        if cfg.console.kind == "tcp":
+            server = ConsoleServer(commands, cfg.console.host, cfg.console.port,
+                                   token=cfg.console.token or None,
+                                   max_clients=cfg.console.max_clients,
+                                   idle_timeout=cfg.console.idle_timeout)
+            await server.start()
+            self.consoles.append(server)
+            log.info("console listening on tcp:%s:%d", cfg.console.host, server.port)
+        if cfg.console.serial:
+            from .console.serial import SerialConsole
+
+            serial = SerialConsole(commands, cfg.console.serial,
+                                   baudrate=cfg.console.serial_baudrate)
+            await serial.start()
+            self.consoles.append(serial)
+            log.info("console on serial %s", cfg.console.serial)
+        self._go(unresolved)
+        if self._local is not None and self.provisioning is None:
+            self.provisioning = ProvisioningClient(
+                local=self._local, state_path=state_dir(cfg) / STATE_FILE,
+                current=lambda: self.cfg, apply=self.apply_config,
+                broadcast=self._provisioning_news, mac=primary_mac, lease_url=lease_url,
+                rng=self._rng, time_scale=self._time_scale)
+            self.provisioning.start()
+        self.started.set()
+        # systemd: READY=1, registration news as STATUS=, WATCHDOG=1 from this loop
+        if self.notifier.phone_event not in self._listeners:  # start() again: restarted
+            self.add_listener(self.notifier.phone_event)
+        self.notifier.ready(status="started")
+        self.notifier.start_watchdog(loop)
+
+    async def _start_sip(self) -> str | None:
+        """The SIP side (transport, media plant, endpoint, controller, runtime), built from
+        ``self.cfg`` on the devices already there; returns why the registrar did not
+        resolve, or None. Rebuilt whole when a provisioned account or address changes."""
+        cfg = self.cfg
+        acc = cfg.account
         transport = acc.transport
         proxy: Addr | None = None
         unresolved: str | None = None
@@ -207,59 +276,27 @@ class Phone:
                                      registrar=bool(acc.registrar),
                                      last_dialled=history.last_dialled(),
                                      missed=history.missed_since_last_answer())
-
-        def from_thread(event: pe.HardwareEvent) -> None:  # gpiozero / timer threads
-            loop.call_soon_threadsafe(self._on_hardware_event, event)
-
-        build = self._hardware
-        if build is None:
-            from .hw.build import build_devices
-
-            self.devices = build_devices(cfg, from_thread)
-        else:
-            self.devices = build(from_thread)
         dev = self.devices
+        assert dev is not None
         self.runtime = PhoneRuntime(
             endpoint, controller, send=self.transport.send, clock=self.now,
             time_scale=self._time_scale, media=self.media, ringer=dev.ringer,
             ring_cadence=get_tone(a.tones, "ringback").cadence, leds=dev.leds,
             display=dev.display, history=history, broadcast=self._broadcast,
-            address=local_host, ringtone=a.ringtone)
-        # the consoles listen before the first REGISTER goes out (a client that
-        # connects at start-up sees the ``registered`` event)
-        control = RuntimeControl(self.runtime,
-                                 allow_direct_uris=cfg.console.allow_direct_uris)
-        commands = ConsoleCommands(control,
-                                   {**BUILTIN_COMMANDS, **CALL_COMMANDS, **PHONE_COMMANDS})
-        if cfg.console.kind == "tcp":
-            server = ConsoleServer(commands, cfg.console.host, cfg.console.port,
-                                   token=cfg.console.token or None,
-                                   max_clients=cfg.console.max_clients,
-                                   idle_timeout=cfg.console.idle_timeout)
-            await server.start()
-            self.consoles.append(server)
-            log.info("console listening on tcp:%s:%d", cfg.console.host, server.port)
-        if cfg.console.serial:
-            from .console.serial import SerialConsole
-
-            serial = SerialConsole(commands, cfg.console.serial,
-                                   baudrate=cfg.console.serial_baudrate)
-            await serial.start()
-            self.consoles.append(serial)
-            log.info("console on serial %s", cfg.console.serial)
+            address=local_host, ringtone=a.ringtone,
+            on_provisioning=self._on_provisioning_event)
         log.info("SIP on %s %s:%d as %s, registrar %s", transport, local_host,
                  self.transport.port, endpoint.aor, proxy or unresolved or "none")
+        return unresolved
+
+    def _go(self, unresolved: str | None) -> None:
+        """Boot the runtime and send the first REGISTER (or wait for the network)."""
+        assert self.runtime is not None and self._loop is not None
         self.runtime.start()
         if unresolved is not None:
             log.warning("%s; retrying every %.0f s", unresolved, RESOLVE_RETRY)
             self.runtime.registration_unavailable(unresolved, RESOLVE_RETRY)
-            self._resolver = loop.create_task(self._resolve_later())
-        self.started.set()
-        # systemd: READY=1, registration news as STATUS=, WATCHDOG=1 from this loop
-        if self.notifier.phone_event not in self._listeners:  # start() again: restarted
-            self.add_listener(self.notifier.phone_event)
-        self.notifier.ready(status="started")
-        self.notifier.start_watchdog(loop)
+            self._resolver = self._loop.create_task(self._resolve_later())
 
     async def _resolve_later(self) -> None:
         """Resolve the registrar until it works, then register (the screen says No network
@@ -303,8 +340,27 @@ class Phone:
 
     async def stop(self, unregister_timeout: float = 4.0) -> None:
         self.notifier.stopping()  # systemd: STOPPING=1; the watchdog pings end
+        if self.provisioning is not None:
+            await self.provisioning.close()
+            self.provisioning = None
+        await self._shutdown(unregister_timeout)
+
+    async def _shutdown(self, unregister_timeout: float = 4.0) -> None:
+        """Everything but the provisioning client down: un-register, devices, consoles."""
+        await self._stop_sip(unregister_timeout)
+        if self.devices is not None:
+            self.devices.close()
+            self.devices = None
+        for console in self.consoles:
+            await console.close()
+        self.consoles = []
+
+    async def _stop_sip(self, unregister_timeout: float = 4.0) -> None:
+        """The SIP side down: calls hung up, un-registered (waited for), media and
+        transport closed. The devices and consoles stay."""
         if self._resolver is not None:
             self._resolver.cancel()
+            self._resolver = None
         rt = self.runtime
         if rt is not None:
             ep = rt.endpoint
@@ -316,14 +372,95 @@ class Phone:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(rt.unregistered.wait(), unregister_timeout)
             rt.close()
+            self.runtime = None
         if self.media is not None:
             self.media.close()
-        if self.devices is not None:
-            self.devices.close()
-        for console in self.consoles:
-            await console.close()
+            self.media = None
         if self.transport is not None:
             await self.transport.close()
+            self.transport = None
+
+    # ----------------------------------------------------------- provisioning
+
+    async def apply_config(self, new: PhoneConfig, changes: list[Change],
+                           reboot: bool | None = None) -> None:
+        """Put a provisioned config in force: live where the phone can (digit map, tones,
+        timeouts, log level), the SIP side rebuilt for a new account or address (the old
+        account un-registered first), the whole phone restarted for hardware and console
+        changes or when check-sync asked for ``reboot=true``. A rebuild waits until no
+        call is up: provisioning never cuts a call."""
+        scope = Scope.RESTART if reboot else apply_scope(changes)
+        if scope is Scope.NONE:
+            return
+        if scope is not Scope.LIVE:
+            await self._until_idle()
+        self.cfg = new
+        if scope is Scope.LIVE:
+            self._apply_live(new)
+            log.info("provisioned config applied live")
+        elif scope is Scope.SIP:
+            log.info("provisioned config: restarting the SIP side")
+            await self._stop_sip()
+            unresolved = await self._start_sip()
+            assert self.runtime is not None
+            if self._control is not None:
+                self._control.rt = self.runtime
+            self._go(unresolved)
+        else:
+            log.info("provisioned config: restarting the phone")
+            await self._shutdown()
+            self.started.clear()
+            await self.start()
+        self._broadcast({"event": "config_applied", "scope": scope.value})
+
+    def _apply_live(self, cfg: PhoneConfig) -> None:
+        rt = self.runtime
+        if rt is None:
+            return
+        rt.controller.settings = phone_settings(cfg)
+        rt.ring_cadence = get_tone(cfg.audio.tones, "ringback").cadence
+        rt.ringtone = cfg.audio.ringtone
+        if self.media is not None:
+            self.media.set_tones(cfg.audio.tones)
+        logging.getLogger("deskphone").setLevel(cfg.log.level.upper())
+        rt.refresh()
+
+    async def _until_idle(self) -> None:
+        """Wait while a call is up or the handset is in use."""
+        told = False
+        while self.runtime is not None and not self.runtime.idle():
+            if not told:
+                log.info("provisioned config: applying when the call ends")
+                told = True
+            await asyncio.sleep(1.0 / self._time_scale)
+
+    def _provisioning_news(self, event: dict[str, Any]) -> None:
+        """The client's events to the consoles; a failure or a new config on the screen
+        too, for a moment (the person at the phone sees why it did what it did)."""
+        self._broadcast(event)
+        if self.runtime is None:
+            return
+        if event.get("event") == "provision_failed":
+            self.runtime.notice("Provisioning failed", NOTICE_SECONDS)
+        elif event.get("event") == "provisioned" and event.get("changed"):
+            self.runtime.notice("Config updated", NOTICE_SECONDS)
+
+    def _provision_command(self, url: str | None) -> dict[str, object]:
+        if self.provisioning is None:
+            return {"started": False}
+        self.provisioning.request("console", url=url)
+        return {"started": True}
+
+    def _on_provisioning_event(self, event: object) -> None:
+        """check-sync from the registrar, or a URL from SIP plug-and-play."""
+        client = self.provisioning
+        if client is None:
+            log.info("no provisioning client: %s ignored", type(event).__name__)
+            return
+        if isinstance(event, ev.CheckSyncRequested):
+            client.request("check-sync", reboot=event.reboot)
+        elif isinstance(event, ev.ProvisioningUrlOffered):
+            client.offer_url(event.url)
 
     # ---------------------------------------------------------- edges -> runtime
 

@@ -9,7 +9,7 @@ import os
 import sys
 
 from . import __version__
-from .config import ConfigError
+from .config import ConfigError, config_from_document
 
 EXIT_CONFIG = 2
 
@@ -81,16 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return EXIT_CONFIG
-    from .simulator import simulator_config
+    from .provision.boot import local_document, read_local
+    from .simulator import default_config
 
     try:
-        if args.command == "sim":
-            cfg = simulator_config(args.config, user=args.user, sip_port=args.sip_port,
-                                   console_port=args.console_port, peer=args.peer,
-                                   rtp_port=args.rtp_port, state_dir=args.state_dir,
-                                   audio=args.audio)
+        if args.config is not None:
+            local, cfg = read_local(args.config)
+        elif args.command == "sim":
+            local = local_document(default_config(
+                user=args.user, sip_port=args.sip_port, console_port=args.console_port,
+                peer=args.peer, rtp_port=args.rtp_port, state_dir=args.state_dir,
+                audio=args.audio), "<embedded default>")
+            cfg = config_from_document(local, "<embedded default>")
         else:
-            cfg = simulator_config(args.config)
+            local = local_document(default_config(), "<embedded default>")
+            cfg = config_from_document(local, "<embedded default>")
     except ConfigError as e:
         print(f"deskphone: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -106,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(os.path.dirname(os.path.abspath(args.log_file)), exist_ok=True)
         logging.basicConfig(level=cfg.log.level.upper(), format=fmt,
                             filename=args.log_file or os.devnull)
+        from .app import state_dir
+        from .provision.boot import boot_config
         from .simulator import run_simulator
 
+        cfg = boot_config(local, cfg, state_dir(cfg))
         try:
-            asyncio.run(run_simulator(cfg, compact=args.compact))
+            asyncio.run(run_simulator(cfg, compact=args.compact, local=local))
         except OSError as e:
             print(f"deskphone: {e}", file=sys.stderr)
             return 1
@@ -118,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format=fmt)
     if loose:
         logging.getLogger("deskphone").warning("%s", loose)
-    from .app import Phone
+    from .app import Phone, state_dir
+    from .provision.boot import boot_config
 
+    cfg = boot_config(local, cfg, state_dir(cfg))
     try:
-        asyncio.run(Phone(cfg).run())
+        asyncio.run(Phone(cfg, local=local).run())
     except OSError as e:
         print(f"deskphone: {e}", file=sys.stderr)
         return 1

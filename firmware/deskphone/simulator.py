@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from .app import Phone
-from .config import PhoneConfig, parse_config
+from .config import PhoneConfig
 from .phone import events as pe
 from .phone.screens import Screen
 from .runtime.devices import Devices
@@ -209,7 +209,8 @@ class Terminal:
             self.phone.request_stop()
 
 
-async def run_simulator(cfg: PhoneConfig, *, compact: bool = False) -> None:
+async def run_simulator(cfg: PhoneConfig, *, compact: bool = False,
+                        local: dict[str, Any] | None = None) -> None:
     terminal: Terminal | None = None
 
     def on_change() -> None:
@@ -217,7 +218,7 @@ async def run_simulator(cfg: PhoneConfig, *, compact: bool = False) -> None:
             terminal.changed()
 
     hw = SimHardware(on_change)
-    phone = Phone(cfg, hardware=hw.build)
+    phone = Phone(cfg, hardware=hw.build, local=local)
     terminal = Terminal(phone, hw, compact=compact)
     phone.add_listener(terminal.note)
     try:
@@ -230,11 +231,3 @@ async def run_simulator(cfg: PhoneConfig, *, compact: bool = False) -> None:
         await start
     finally:
         terminal.close()
-
-
-def simulator_config(path: str | None, **kw: Any) -> PhoneConfig:
-    if path is not None:
-        from .config import load_config
-
-        return load_config(path)
-    return parse_config(default_config(**kw), "<embedded default>")

@@ -51,15 +51,21 @@ def parse_config(text: str, source: str = "<config>") -> PhoneConfig:
     return config_from_document(parse_document(text, source), source)
 
 
-def load_config(path: str | os.PathLike[str]) -> PhoneConfig:
-    """Read and parse a config file; every failure is a ConfigError naming the file."""
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """A config file's text; ConfigError naming the file if it cannot be read or is not
+    UTF-8."""
     source = os.fspath(path)
     try:
         with open(source, "rb") as file:
             data = file.read()
     except OSError as exc:
         raise ConfigError(source, [Problem(None, f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_config(decode_text(data, source), source)
+    return decode_text(data, source)
+
+
+def load_config(path: str | os.PathLike[str]) -> PhoneConfig:
+    """Read and parse a config file; every failure is a ConfigError naming the file."""
+    return parse_config(read_config_text(path), os.fspath(path))
 
 
 def atomic_write_config(path: str | os.PathLike[str], text: str, *,

@@ -1,0 +1,55 @@
+"""The config a phone boots with: the local file, or the last good provisioned one over it.
+
+A phone fresh out of the box may have nothing but ``[provisioning] url`` (or not even
+that: DHCP tells it). Its local file then has no ``[account]``, and it boots as an
+unprovisioned phone — no registrar, SIP on the loopback only — until the first sync
+brings the account. Once provisioned, it boots from the last good provisioned set kept
+in the state directory, so a server that is down at boot leaves it working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import PhoneConfig, config_from_document
+from ..config.load import parse_document, read_config_text
+from .state import STATE_FILE
+
+log = logging.getLogger("deskphone.provision")
+
+# Until the first sync: nobody to register with, reachable from this machine only.
+UNPROVISIONED_ACCOUNT = {"user": "unprovisioned", "password": "", "domain": "127.0.0.1",
+                         "display_name": "Not provisioned"}
+
+
+def local_document(text: str, source: str) -> dict[str, Any]:
+    """The local config's TOML document, with the unprovisioned account when it has no
+    ``[account]``; ConfigError (naming ``source``) if it is not a valid config."""
+    document = parse_document(text, source)
+    if "account" not in document:
+        document["account"] = dict(UNPROVISIONED_ACCOUNT)
+    config_from_document(document, source)
+    return document
+
+
+def read_local(path: str | os.PathLike[str]) -> tuple[dict[str, Any], PhoneConfig]:
+    """Read the local config file: (its document, its config)."""
+    source = os.fspath(path)
+    document = local_document(read_config_text(source), source)
+    return document, config_from_document(document, source)
+
+
+def boot_config(local: dict[str, Any], config: PhoneConfig, state_dir: Path) -> PhoneConfig:
+    """The provisioned config saved in ``state_dir`` over ``local``, or ``config`` (the
+    local one) when none is saved or it no longer validates (said in the log)."""
+    from .client import ProvisioningClient
+
+    provisioned, why = ProvisioningClient.boot_config(local, state_dir / STATE_FILE)
+    if provisioned is None:
+        log.info("booting from the local config (%s)", why)
+        return config
+    log.info("booting from the last good provisioned config in %s", state_dir)
+    return provisioned

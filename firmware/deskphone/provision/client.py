@@ -1,0 +1,350 @@
+"""The provisioning client: fetch, validate, keep, apply (issue 10).
+
+Theory of operation
+-------------------
+One task on the phone's asyncio loop owns every sync; requests for one (start, the
+resync timer, the console's ``provision``, a check-sync NOTIFY from the registrar, a URL
+offered by SIP plug-and-play) queue up and run one at a time. A sync:
+
+1. finds the server: the console's URL, else ``[provisioning] url`` of the config in
+   force, else the URL of the last good sync, else the DHCP lease (option 160, then 66),
+   else a URL offered by SIP plug-and-play; ``{mac}`` is expanded;
+2. fetches ``<url>/<mac>.toml`` and ``<url>/deskphone.toml`` (blocking HTTP(S) in a
+   worker thread), each with the ETag of the last good copy: a 304 costs nothing;
+3. if both are byte for byte what is in force, stops there ("unchanged");
+4. parses both, overlays them on the local config key by key (common, then per-MAC) and
+   validates the result with the one schema: any problem, and nothing changes;
+5. saves the new set as ONE file (``provisioning.json``, atomically, 0600) and only then
+   hands the new config to the phone, which applies it live or restarts what must be.
+
+A server that is down is retried with exponential back-off (30 s doubling to an hour,
+with jitter); the resync interval gets up to 10% jitter, so a fleet that booted together
+does not fetch together. Events (``provisioning``, ``provisioned``, ``provision_failed``)
+carry URLs without credentials and changes without secret values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import ConfigError, PhoneConfig
+from . import discovery
+from .fetch import Fetched, FetchError, FetchOptions, fetch
+from .fetch import strip_userinfo as redact
+from .merge import Change, config_changes, parse_remote, provisioned_config
+from .state import ProvisionedFile, ProvisionState, load_state, save_state
+
+log = logging.getLogger("deskphone.provision")
+
+COMMON_FILE = "deskphone.toml"
+MAX_FILE_BYTES = 256 * 1024
+BACKOFF_FIRST = 30.0
+BACKOFF_MAX = 3600.0
+RESYNC_JITTER = 0.10
+START_JITTER = 5.0  # seconds: phones powered up together do not fetch in the same instant
+
+
+def resync_delay(interval: float, rng: random.Random) -> float:
+    """The next periodic check: ``interval`` plus up to 10% (a fleet spreads out)."""
+    return interval * (1.0 + rng.uniform(0.0, RESYNC_JITTER))
+
+
+class Backoff:
+    """Delays between tries while the server is down: 30 s doubling to an hour, each
+    drawn from [d/2, d] ("equal jitter"), so phones that lost the server together do not
+    come back together."""
+
+    def __init__(self, rng: random.Random, first: float = BACKOFF_FIRST,
+                 cap: float = BACKOFF_MAX) -> None:
+        self._rng = rng
+        self._first = first
+        self._cap = cap
+        self.failures = 0
+
+    def next(self) -> float:
+        delay = min(self._cap, self._first * 2 ** min(self.failures, 16))
+        self.failures += 1
+        return delay / 2 + self._rng.uniform(0.0, delay / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    ok: bool
+    url: str = ""  # redacted
+    changed: bool = False
+    changes: tuple[Change, ...] = ()
+    error: str = ""
+    transient: bool = False  # worth trying again soon (server down)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    reason: str
+    url: str | None = None
+    reboot: bool | None = None
+
+
+Fetcher = Callable[[str, FetchOptions, str | None], Fetched]
+Applier = Callable[[PhoneConfig, list[Change], bool | None], Awaitable[None]]
+
+
+class ProvisioningClient:
+    """Keeps the phone's config in step with its provisioning server.
+
+    ``local`` is the local config file's TOML document (the base every sync overlays);
+    ``current`` returns the config in force; ``apply`` installs a new one (the phone
+    decides live apply or restart from the changes); ``mac``/``lease_url`` ask the
+    machine (``host``); ``fetcher`` does one HTTP(S) GET (``fetch.fetch``).
+    """
+
+    def __init__(self, *, local: Mapping[str, Any], state_path: Path,
+                 current: Callable[[], PhoneConfig], apply: Applier,
+                 broadcast: Callable[[dict[str, Any]], None] = lambda e: None,
+                 mac: Callable[[], str | None] = lambda: None,
+                 lease_url: Callable[[], str | None] = lambda: None,
+                 fetcher: Fetcher = fetch, rng: random.Random | None = None,
+                 time_scale: float = 1.0, max_bytes: int = MAX_FILE_BYTES) -> None:
+        self._local = local
+        self._state_path = state_path
+        self._current = current
+        self._apply = apply
+        self._broadcast = broadcast
+        self._mac = mac
+        self._lease_url = lease_url
+        self._fetcher = fetcher
+        self._rng = rng or random.SystemRandom()
+        self._scale = time_scale
+        self._max_bytes = max_bytes
+        self._state: ProvisionState | None = load_state(state_path)
+        self._requests: asyncio.Queue[_Request] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._backoff = Backoff(self._rng)
+        self.offered_url: str | None = None  # from SIP plug-and-play
+        self.last: SyncOutcome | None = None
+        self.syncs = 0  # finished syncs (tests and status)
+
+    @property
+    def state(self) -> ProvisionState | None:
+        return self._state
+
+    # ------------------------------------------------------------------ boot
+
+    @staticmethod
+    def boot_config(local: Mapping[str, Any], state_path: Path) -> tuple[
+            PhoneConfig | None, str]:
+        """The config to boot with from the last good provisioned set: (config, "") or
+        (None, why not) — none saved yet, or it no longer validates over the local file."""
+        state = load_state(state_path)
+        if state is None:
+            return None, "no provisioned config saved"
+        try:
+            files = [(f.name, parse_remote(f.name, f.body, max_bytes=MAX_FILE_BYTES * 4))
+                     for f in _ordered(state.files) if f.body is not None]
+            config, _ = provisioned_config(local, files)
+        except ConfigError as e:
+            return None, f"the saved provisioned config does not validate: {e}"
+        return config, ""
+
+    # ------------------------------------------------------------- requests
+
+    def start(self) -> None:
+        """Sync now (after a little jitter), then every resync_interval."""
+        if self._task is None:
+            self._requests = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def request(self, reason: str, *, url: str | None = None,
+                reboot: bool | None = None) -> None:
+        """Ask for a sync now (console, check-sync, plug-and-play)."""
+        if self._requests is not None:
+            self._requests.put_nowait(_Request(reason, url, reboot))
+
+    def offer_url(self, url: str) -> None:
+        """SIP plug-and-play found a server: use it if nothing better is known."""
+        if self.offered_url is None and discovery.valid_url(url):
+            self.offered_url = url
+            self.request("plug-and-play")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._requests is not None
+        delay: float | None = self._rng.uniform(0.0, START_JITTER)
+        pending = _Request("start")
+        while True:
+            try:
+                if delay is None:
+                    request = await self._requests.get()
+                else:
+                    request = await asyncio.wait_for(self._requests.get(),
+                                                     delay / self._scale)
+            except TimeoutError:
+                request = pending
+            try:
+                outcome = await self.sync(request.reason, url=request.url,
+                                          reboot=request.reboot)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a bug here must not end provisioning for good
+                log.exception("provisioning sync failed")
+                outcome = SyncOutcome(False, error=f"internal error: {type(e).__name__}",
+                                      transient=True)
+            interval = float(self._current().provisioning.resync_interval)
+            if not outcome.ok and outcome.transient:
+                delay = self._backoff.next()
+                pending = _Request("retry")
+                log.info("provisioning: retrying in %.0f s", delay)
+            else:
+                self._backoff.reset()
+                delay = resync_delay(interval, self._rng) if interval > 0 else None
+                pending = _Request("resync")
+
+    # ------------------------------------------------------------------ sync
+
+    def _base_url(self, asked: str | None) -> tuple[str | None, str]:
+        cfg = self._current()
+        if asked:
+            return asked, "console"
+        if cfg.provisioning.url:
+            return cfg.provisioning.url, "config"
+        if self._state is not None and self._state.base_url:
+            return self._state.base_url, "last sync"
+        lease = self._lease_url()
+        if lease:
+            return lease, "DHCP"
+        if self.offered_url:
+            return self.offered_url, "plug-and-play"
+        return None, ""
+
+    def _fail(self, url: str, error: str, *, transient: bool = False) -> SyncOutcome:
+        log.warning("provisioning failed: %s", error)
+        self._broadcast({"event": "provision_failed", "url": url, "reason": error,
+                         "retry": transient})
+        return SyncOutcome(False, url, error=error, transient=transient)
+
+    async def sync(self, reason: str = "console", *, url: str | None = None,
+                   reboot: bool | None = None) -> SyncOutcome:
+        """One sync; returns what happened (and says it in events)."""
+        try:
+            outcome = await self._sync(reason, url, reboot)
+        finally:
+            self.syncs += 1
+        self.last = outcome
+        return outcome
+
+    async def _sync(self, reason: str, asked: str | None,
+                    reboot: bool | None) -> SyncOutcome:
+        cfg = self._current()
+        template, source = self._base_url(asked)
+        if template is None:
+            why = ("no provisioning server: set [provisioning] url, or DHCP option 160/66, "
+                   "or SIP plug-and-play")
+            if reason in ("start", "resync", "retry"):  # a phone set up by hand: quiet
+                log.debug("provisioning: %s", why)
+                return SyncOutcome(False, error=why)
+            return self._fail("", why)
+        mac_text = cfg.provisioning.mac or self._mac() or ""
+        try:
+            mac = discovery.normalise_mac(mac_text)
+        except ValueError:
+            return self._fail(redact(template), "no MAC address to ask for (set "
+                                                "[provisioning] mac)")
+        base = discovery.expand_url(template, mac).rstrip("/")
+        shown = redact(base)
+        if not discovery.valid_url(base) or urlsplit(base).scheme not in ("http", "https"):
+            return self._fail(shown, "the provisioning URL must be http:// or https:// "
+                                     "(tftp is not supported)")
+        self._broadcast({"event": "provisioning", "url": shown, "reason": reason,
+                         "source": source})
+        log.info("provisioning from %s (%s, %s)", shown, source, reason)
+        p = cfg.provisioning
+        options = FetchOptions(ca_file=p.ca_file, client_cert=p.client_cert,
+                               client_key=p.client_key, username=p.username,
+                               password=p.password, max_bytes=self._max_bytes)
+        same_set = (self._state is not None and self._state.base_url == base
+                    and self._state.mac == mac)
+        previous = {f.name: f for f in self._state.files} if same_set and self._state else {}
+        names = (COMMON_FILE, f"{mac}.toml")
+        try:
+            files = tuple(await asyncio.gather(*(
+                asyncio.to_thread(self._fetch_one, name, f"{base}/{name}", options,
+                                  previous.get(name))
+                for name in names)))
+        except FetchError as e:
+            return self._fail(shown, str(e), transient=e.transient)
+        if all(f.text is None for f in files):
+            return self._fail(shown, f"neither {names[1]} nor {COMMON_FILE} is on the "
+                                     "server (404)")
+        if same_set and all(
+                previous.get(f.name) is not None and previous[f.name].sha256 == f.sha256
+                for f in files):
+            self._state = ProvisionState(base, mac, files, self._state.applied_at
+                                         if self._state else _now())
+            self._broadcast({"event": "provisioned", "url": shown, "changed": False,
+                             "changes": []})
+            return SyncOutcome(True, shown)
+        try:
+            docs = [(f.name, parse_remote(f.name, f.body, max_bytes=self._max_bytes))
+                    for f in files if f.body is not None]
+            new_cfg, _ = provisioned_config(self._local, docs)
+        except ConfigError as e:
+            return self._fail(shown, str(e))
+        changes = config_changes(cfg, new_cfg)
+        state = ProvisionState(base, mac, files, _now())
+        try:
+            await asyncio.to_thread(save_state, self._state_path, state)
+        except OSError as e:
+            return self._fail(shown, f"cannot save the new config: {e.strerror or e}",
+                              transient=True)
+        self._state = state
+        await self._apply(new_cfg, changes, reboot)
+        described = [c.describe() for c in changes]
+        log.info("provisioned from %s: %s", shown, "; ".join(described) or "no change")
+        self._broadcast({"event": "provisioned", "url": shown, "changed": bool(changes),
+                         "changes": described, "reboot": bool(reboot)})
+        return SyncOutcome(True, shown, changed=bool(changes), changes=tuple(changes))
+
+    def _fetch_one(self, name: str, url: str, options: FetchOptions,
+                   previous: ProvisionedFile | None) -> ProvisionedFile:
+        """One file of the set as fetched (or the saved copy on a 304); runs in a worker
+        thread."""
+        shown = redact(url)
+        etag = previous.etag if previous is not None and previous.text is not None else None
+        got = self._fetcher(url, options, etag)
+        if got.status == 304 and previous is not None and previous.text is not None:
+            return previous
+        if got.status == 304:  # a 304 for a copy we do not hold: ask again, plainly
+            got = self._fetcher(url, options, None)
+        if got.status == 404 or got.body is None:
+            return ProvisionedFile.missing(name, shown)
+        try:
+            return ProvisionedFile.fetched(name, shown, got.etag, got.body)
+        except UnicodeDecodeError as e:
+            line = got.body.count(b"\n", 0, e.start) + 1
+            raise FetchError(f"{name}: line {line}: not UTF-8 text") from None
+
+
+def _ordered(files: tuple[ProvisionedFile, ...]) -> list[ProvisionedFile]:
+    """Common file first, per-MAC file over it."""
+    return sorted(files, key=lambda f: 0 if f.name == COMMON_FILE else 1)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

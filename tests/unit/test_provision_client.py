@@ -1,0 +1,318 @@
+"""The provisioning client's sync: a fake HTTP server (a dict of files), the real merge,
+validation and state file. Real nginx and Kamailio: tests/integration/test_provisioning.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import stat
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deskphone.config import PhoneConfig, config_from_document
+from deskphone.provision.boot import local_document
+from deskphone.provision.client import Backoff, ProvisioningClient, redact, resync_delay
+from deskphone.provision.fetch import Fetched, FetchError, FetchOptions
+from deskphone.provision.host import lease_url, primary_mac
+
+MAC = "b827eb123456"
+BASE = "https://prov.example.com/phones"
+LOCAL = '[provisioning]\nurl = "https://prov.example.com/phones"\n'
+COMMON = '[account]\ndomain = "pbx.example.com"\nregistrar = "sip:pbx.example.com"\n' \
+         '[audio]\ntones = "de"\n'
+OWN = '[account]\nuser = "1001"\npassword = "s3cret-pw"\ndisplay_name = "Ann"\n'
+
+
+class Server:
+    """Files by URL; ETag = a hash of the body; 304 on a matching If-None-Match."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.down = False
+        self.requests: list[tuple[str, str | None]] = []
+        self.options: list[FetchOptions] = []
+
+    def put(self, name: str, text: str | bytes) -> None:
+        self.files[f"{BASE}/{name}"] = text.encode() if isinstance(text, str) else text
+
+    def __call__(self, url: str, options: FetchOptions, etag: str | None) -> Fetched:
+        self.requests.append((url, etag))
+        self.options.append(options)
+        if self.down:
+            raise FetchError(f"{url}: connection refused", transient=True)
+        body = self.files.get(url)
+        if body is None:
+            return Fetched(url, 404, None, None)
+        tag = f'"{hash(body) & 0xffffffff:x}"'
+        if etag == tag:
+            return Fetched(url, 304, None, tag)
+        return Fetched(url, 200, body, tag)
+
+
+class Harness:
+    def __init__(self, tmp: Path, server: Server, local: str = LOCAL) -> None:
+        self.local = local_document(local, "local.toml")
+        self.config: PhoneConfig = config_from_document(self.local, "local.toml")
+        self.applied: list[tuple[PhoneConfig, list[Any], bool | None]] = []
+        self.events: list[dict[str, Any]] = []
+        self.state = tmp / "provisioning.json"
+        self.client = ProvisioningClient(
+            local=self.local, state_path=self.state, current=lambda: self.config,
+            apply=self._apply, broadcast=self.events.append, mac=lambda: MAC,
+            fetcher=server, rng=random.Random(1))
+
+    async def _apply(self, cfg: PhoneConfig, changes: list[Any], reboot: bool | None) -> None:
+        self.config = cfg
+        self.applied.append((cfg, changes, reboot))
+
+    def sync(self, **kw: Any) -> Any:
+        return asyncio.run(self.client.sync(**kw))
+
+    def names(self) -> list[str]:
+        return [e["event"] for e in self.events]
+
+
+@pytest.fixture
+def server() -> Server:
+    s = Server()
+    s.put("deskphone.toml", COMMON)
+    s.put(f"{MAC}.toml", OWN)
+    return s
+
+
+def test_first_sync_applies_per_mac_over_common_over_local(tmp_path: Path,
+                                                           server: Server) -> None:
+    h = Harness(tmp_path, server)
+    assert h.config.account.user == "unprovisioned"
+    outcome = h.sync(reason="start")
+    assert outcome.ok and outcome.changed
+    cfg = h.config
+    assert (cfg.account.user, cfg.account.domain, cfg.account.display_name) == (
+        "1001", "pbx.example.com", "Ann")
+    assert cfg.audio.tones == "de"
+    assert cfg.provisioning.url == BASE  # the local file's key stays
+    assert h.names() == ["provisioning", "provisioned"]
+    assert h.events[0]["url"] == BASE
+    assert {u for u, _ in server.requests} == {f"{BASE}/deskphone.toml", f"{BASE}/{MAC}.toml"}
+    changes = h.events[1]["changes"]
+    assert "account.password changed" in changes
+    assert "s3cret-pw" not in json.dumps(h.events)
+    assert stat.S_IMODE(h.state.stat().st_mode) == 0o600
+
+
+def test_unchanged_files_cost_a_304_and_no_apply(tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.sync()
+    server.requests.clear()
+    outcome = h.sync()
+    assert outcome.ok and not outcome.changed
+    assert len(h.applied) == 1
+    assert all(etag is not None for _, etag in server.requests)  # If-None-Match sent
+    assert h.events[-1] == {"event": "provisioned", "url": BASE, "changed": False,
+                            "changes": []}
+
+
+def test_changed_file_is_applied_and_one_file_304_is_merged_from_the_saved_copy(
+        tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.sync()
+    server.put("deskphone.toml", COMMON.replace('"de"', '"gb"'))
+    outcome = h.sync()
+    assert outcome.ok and outcome.changed
+    assert h.config.audio.tones == "gb"
+    assert h.config.account.user == "1001"  # the per-MAC file came back 304
+    assert h.events[-1]["changes"] == ['audio.tones: "de" -> "gb"']
+
+
+def test_missing_per_mac_file_falls_back_to_the_common_one(tmp_path: Path,
+                                                          server: Server) -> None:
+    del server.files[f"{BASE}/{MAC}.toml"]
+    server.put("deskphone.toml", COMMON + '[phone]\ndigit_map = "[1-9]xxx"\n')
+    h = Harness(tmp_path, server)
+    outcome = h.sync()
+    assert outcome.ok
+    assert h.config.phone.digit_map == "[1-9]xxx"
+    assert h.config.account.user == "unprovisioned"
+
+
+@pytest.mark.parametrize("name, body, words", [
+    (f"{MAC}.toml", '[account]\nuser = "1001"\npassword = \n', [f"{MAC}.toml", "line 3"]),
+    (f"{MAC}.toml", '[phone]\ninterdigit_timeout = "soon"\n',
+     [f"{MAC}.toml", "phone.interdigit_timeout"]),
+    ("deskphone.toml", "", ["deskphone.toml", "empty"]),
+    ("deskphone.toml", '[audio]\ntones = "xx"\n', ["deskphone.toml", "audio.tones"]),
+    ("deskphone.toml", '[account]\nuser = "1001"\n[bogus]\nx = 1\n',
+     ["deskphone.toml", "bogus"]),
+    (f"{MAC}.toml", '[account]\npassword = 42\n', [f"{MAC}.toml", "account.password"]),
+    (f"{MAC}.toml", '[phone]\nstate_dir = "/tmp/x"\n', [f"{MAC}.toml", "phone.state_dir"]),
+    (f"{MAC}.toml", b"[account]\nuser = \"\xff\"\n", [f"{MAC}.toml", "line 2"]),
+])
+def test_a_bad_file_changes_nothing_and_says_which_file(
+        tmp_path: Path, server: Server, name: str, body: str | bytes,
+        words: list[str]) -> None:
+    h = Harness(tmp_path, server)
+    h.sync()
+    good = h.config
+    saved = h.state.read_bytes()
+    server.put(name, body)
+    outcome = h.sync()
+    assert not outcome.ok and not outcome.transient
+    assert h.config is good and len(h.applied) == 1
+    assert h.state.read_bytes() == saved
+    failed = h.events[-1]
+    assert failed["event"] == "provision_failed"
+    for word in words:
+        assert word in failed["reason"], failed["reason"]
+    assert "s3cret-pw" not in json.dumps(h.events)
+
+
+def test_an_oversized_file_is_refused(tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.client._max_bytes = 1024
+    server.put("deskphone.toml", COMMON + "#" * 2000 + "\n")
+    outcome = h.sync()
+    assert not outcome.ok
+    assert "deskphone.toml" in outcome.error
+
+
+def test_server_down_is_transient_and_keeps_the_last_good_config(
+        tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.sync()
+    good = h.config
+    server.down = True
+    outcome = h.sync()
+    assert not outcome.ok and outcome.transient
+    assert h.config is good
+    assert h.events[-1]["event"] == "provision_failed" and h.events[-1]["retry"] is True
+
+
+def test_last_good_config_boots_after_a_restart_with_the_server_down(
+        tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.sync()
+    cfg, why = ProvisioningClient.boot_config(h.local, h.state)
+    assert why == "" and cfg is not None
+    assert cfg.account.user == "1001" and cfg.audio.tones == "de"
+    h.state.write_text("{ not json")
+    cfg, why = ProvisioningClient.boot_config(h.local, h.state)
+    assert cfg is None and why
+
+
+def test_nothing_to_fetch_from(tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server, local="[phone]\n")
+    outcome = h.sync(reason="console")
+    assert not outcome.ok
+    assert "no provisioning server" in outcome.error
+    assert server.requests == []
+    outcome = h.sync(reason="console", url=BASE)  # provision <url> on the console
+    assert outcome.ok and h.config.account.user == "1001"
+    # the URL that worked is used from now on
+    server.requests.clear()
+    assert h.sync(reason="resync").ok and server.requests
+
+
+def test_both_files_missing_is_a_failure(tmp_path: Path) -> None:
+    h = Harness(tmp_path, Server())
+    outcome = h.sync()
+    assert not outcome.ok and "404" in outcome.error
+
+
+def test_mac_and_credentials_come_from_the_config(tmp_path: Path, server: Server) -> None:
+    server.put("aabbccddeeff.toml", OWN)
+    local = (LOCAL + 'mac = "AA:BB:CC:DD:EE:FF"\nusername = "phones"\npassword = "pw-2"\n'
+             'ca_file = "/etc/ca.pem"\n')
+    h = Harness(tmp_path, server, local)
+    assert h.sync().ok
+    assert f"{BASE}/aabbccddeeff.toml" in [u for u, _ in server.requests]
+    opts = server.options[0]
+    assert (opts.username, opts.password, opts.ca_file) == ("phones", "pw-2", "/etc/ca.pem")
+    assert "pw-2" not in json.dumps(h.events)
+
+
+def test_url_with_mac_placeholder_and_credentials_is_redacted(tmp_path: Path,
+                                                              server: Server) -> None:
+    server.files = {k.replace(BASE, f"{BASE}/{MAC}"): v for k, v in server.files.items()}
+    url = "https://admin:hunter2@prov.example.com/phones/{mac}"
+    h = Harness(tmp_path, server, f'[provisioning]\nurl = "{url}"\n')
+    h.sync()
+    assert "hunter2" not in json.dumps(h.events)
+    assert redact("https://a:b@h:1/x") == "https://h:1/x"
+
+
+def test_backoff_grows_with_jitter_and_caps() -> None:
+    b = Backoff(random.Random(3))
+    delays = [b.next() for _ in range(12)]
+    assert 15 <= delays[0] <= 30
+    assert 30 <= delays[1] <= 60
+    assert all(1800 <= d <= 3600 for d in delays[8:])
+    b.reset()
+    assert b.next() <= 30
+    spread = {round(resync_delay(3600, random.Random(seed))) for seed in range(20)}
+    assert len(spread) > 10 and min(spread) >= 3600 and max(spread) <= 3960
+
+
+def test_the_loop_retries_a_down_server_then_resyncs(tmp_path: Path, server: Server) -> None:
+    """start() syncs at once (after a little jitter); a down server is tried again with
+    back-off; a console request jumps the queue. The loop runs 10,000 times fast."""
+    server.down = True
+    h = Harness(tmp_path, server)
+    h.client._scale = 10000.0
+
+    async def run() -> None:
+        h.client.start()
+        for _ in range(400):
+            await asyncio.sleep(0.01)
+            if h.client.syncs >= 2:
+                break
+        server.down = False
+        for _ in range(400):
+            await asyncio.sleep(0.01)
+            if h.applied:
+                break
+        await h.client.close()
+
+    asyncio.run(run())
+    assert h.applied and h.config.account.user == "1001"
+    assert h.names().count("provision_failed") >= 2
+
+
+# -- the machine: MAC and DHCP lease ------------------------------------------------
+
+
+def test_primary_mac_is_the_default_route_interface(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    for name, mac in (("lo", "00:00:00:00:00:00"), ("eth0", "b8:27:eb:00:00:01"),
+                      ("wlan0", "B8:27:EB:00:00:02")):
+        (net / name).mkdir(parents=True)
+        (net / name / "address").write_text(mac + "\n")
+    route = tmp_path / "route"
+    route.write_text("Iface\tDestination\tGateway\n"
+                     "wlan0\t0001A8C0\t00000000\nwlan0\t00000000\t0101A8C0\n")
+    assert primary_mac(net, route) == "b827eb000002"
+    assert primary_mac(net, tmp_path / "none") == "b827eb000001"
+    assert primary_mac(tmp_path / "nothing", tmp_path / "none") is None
+
+
+def _lease(options: bytes) -> bytes:
+    header = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 2, 1, 6, 0, 1, 0, 0, bytes(4),
+                         bytes(4), bytes(4), bytes(4), bytes(16), b"", b"")
+    return header + bytes((99, 130, 83, 99)) + options + b"\xff"
+
+
+def test_lease_url_from_a_dhcpcd_lease(tmp_path: Path) -> None:
+    dhcpcd = tmp_path / "dhcpcd"
+    dhcpcd.mkdir()
+    url = b"https://prov.example.com/{mac}"
+    (dhcpcd / "eth0.lease").write_bytes(_lease(bytes((160, len(url))) + url))
+    route = tmp_path / "route"
+    route.write_text("Iface\tDestination\neth0\t00000000\n")
+    assert lease_url(dhcpcd=dhcpcd, networkmanager=tmp_path / "nm", nmcli=None,
+                     route=route) == url.decode()
+    (dhcpcd / "eth0.lease").write_bytes(b"garbage")
+    assert lease_url(dhcpcd=dhcpcd, networkmanager=tmp_path / "nm", nmcli=None,
+                     route=route) is None

@@ -1,10 +1,5 @@
-# deskphone developer entry points (Debian 12; see tools/bootstrap.sh for what gets installed)
-#   make test     whole suite, 2 xdist workers (PYTEST_ARGS='-m "not peers"' to narrow it)
-#   make run      the phone: on a Pi the real one with CONFIG (default the example config);
-#                 elsewhere the simulated phone in this terminal (CONFIG optional: without one
-#                 an offline phone on the embedded default)
-#   make demo     two simulated phones side by side (tmux) that call each other: dial 200
-#   make venv | lint | bench | clean
+# deskphone developer entry points (Debian 12; tools/bootstrap.sh installs what they need).
+# `make help` lists the targets; `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
 REPO := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 SHARED_DIR ?= $(abspath $(REPO)/../shared)
@@ -19,13 +14,22 @@ ON_PI := $(shell grep -qs "Raspberry Pi" /proc/device-tree/model && echo yes)
 JOBS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap venv test run demo lint bench clean
-.DEFAULT_GOAL := test
+IMAGE ?=
+TARGET ?=
+FLASH_ARGS ?=
+DESTDIR ?=
 
-bootstrap:
+.PHONY: help bootstrap venv install test run demo lint bench board dist flash clean
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap: ## install the Debian packages and SIP test peers the rest needs
 	@bash $(REPO)/tools/bootstrap.sh
 
-venv: bootstrap $(VENV)/.stamp-test
+venv: bootstrap $(VENV)/.stamp-test ## the project's .venv with the test dependencies
 
 # the stamp is inside .venv: deleting .venv redoes everything; a changed pyproject reinstalls
 $(VENV)/.stamp-test: $(REPO)/pyproject.toml | bootstrap
@@ -40,10 +44,10 @@ $(VENV)/.stamp-bench: $(VENV)/.stamp-test
 $(VENV)/bin/ruff: | $(VENV)/.stamp-test
 	@$(PIP) -e '$(REPO)[lint]'
 
-test: venv
+test: venv lint ## lint, then the whole suite (2 workers; PYTEST_ARGS narrows it)
 	cd $(REPO) && $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
-run: venv
+run: venv ## the phone: the real one on a Pi, else a simulated one in this terminal
 ifeq ($(ON_PI),yes)
 	cd $(REPO) && $(VENV)/bin/deskphone run -c $(or $(CONFIG),firmware/etc/phone.example.toml)
 else
@@ -53,7 +57,7 @@ else
 endif
 
 # phone 100 (SIP 5062) and phone 200 (SIP 5064), each dialling the other's address
-demo: venv
+demo: venv ## two simulated phones side by side (tmux) that call each other
 	@command -v tmux >/dev/null || { echo "make demo needs tmux (apt-get install tmux)"; exit 1; }
 	@mkdir -p $(REPO)/run
 	cd $(REPO) && TMUX= tmux new-session -s deskphone-demo \
@@ -64,19 +68,41 @@ demo: venv
 	     --log-file run/sim-200.log"
 
 # ruff everywhere; mypy --strict on the pure packages (STYLE.md), plain mypy on the rest
-lint: $(VENV)/bin/ruff
-	cd $(REPO) && $(VENV)/bin/ruff check firmware tests bench
+lint: $(VENV)/bin/ruff ## ruff everywhere, mypy (strict on the pure packages)
+	cd $(REPO) && $(VENV)/bin/ruff check firmware tests bench tools
 	cd $(REPO) && $(VENV)/bin/mypy --strict -p deskphone.sip -p deskphone.sdp \
 	    -p deskphone.config -p deskphone.console -p deskphone.phone
 	cd $(REPO) && $(VENV)/bin/mypy -p deskphone
 
-bench: venv $(VENV)/.stamp-bench
+bench: venv $(VENV)/.stamp-bench ## every benchmark in bench/, printing its figures
 	@bash $(REPO)/tools/bootstrap.sh bench
 	@cd $(REPO) && shopt -s nullglob && files=(bench/*.py) && \
 	  [ $${#files[@]} -gt 0 ] || { echo "no bench/*.py to run"; exit 0; }; \
 	  for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f" || exit 1; done
 
-clean:
+board: venv ## regenerate the overlay and wiring docs in board/ from the pin map; compile it
+	cd $(REPO) && $(PY) tools/board.py && mkdir -p build && \
+	  $(PY) tools/board.py --dtbo build/deskphone.dtbo
+
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(REPO)/firmware/deskphone/__init__.py)
+BUNDLE := $(REPO)/dist/deskphone-bundle-$(VERSION).tar.gz
+DIST_ARGS ?=
+
+dist: venv ## the wheel and the offline install bundle (wheel, unit, overlay, config) in dist/
+	cd $(REPO) && $(PY) tools/dist.py $(DIST_ARGS)
+
+flash: dist ## write IMAGE to TARGET (SD card or .img) and set it up: make flash IMAGE=.. TARGET=..
+	@test -n "$(IMAGE)" -a -n "$(TARGET)" || \
+	  { echo "usage: make flash IMAGE=raspios-lite.img.xz TARGET=/dev/sdX [FLASH_ARGS=...]"; exit 2; }
+	cd $(REPO) && $(PY) tools/flash.py "$(IMAGE)" "$(TARGET)" --bundle "$(BUNDLE)" $(FLASH_ARGS)
+
+install: dist ## on a Pi, as root: the bundle installed as the service (/opt/deskphone, systemd)
+	@test "$$(id -u)" -eq 0 || { echo "make install: run as root (sudo make install)"; exit 2; }
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && tar -xzf "$(BUNDLE)" -C "$$tmp" && \
+	  bash "$$tmp/deskphone-bundle-$(VERSION)/deskphone-firstboot.sh" \
+	    --bundle "$$tmp/deskphone-bundle-$(VERSION)"
+
+clean: ## remove the venv, build output and caches
 	cd $(REPO) && rm -rf .venv build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis run
 	find $(REPO) -name __pycache__ -type d -prune -exec rm -rf {} +
 	find $(REPO) -name '*.egg-info' -type d -prune -exec rm -rf {} +

@@ -37,6 +37,7 @@ from .media.engine import MediaOptions
 from .media.tones import get_tone
 from .phone import events as pe
 from .phone.controller import PhoneController, PhoneSettings
+from .provision.boot import unprovisioned
 from .provision.client import ProvisioningClient
 from .provision.host import lease_url, primary_mac
 from .provision.merge import Change, Scope, apply_scope
@@ -97,7 +98,10 @@ def endpoint_config(cfg: PhoneConfig, local_host: str, local_port: int,
         expires=acc.register_expires,
         user_agent=cfg.sip.user_agent or "deskphone",
         rtp_ports=(cfg.sip.rtp_port_min, cfg.sip.rtp_port_max),
-        accept_from=cfg.sip.accept_from or ("proxy" if acc.registrar else "any"),
+        # an unprovisioned phone takes requests from nobody (a plug-and-play answer
+        # matches its SUBSCRIBE, whoever sends it)
+        accept_from=cfg.sip.accept_from or ("proxy" if acc.registrar or unprovisioned(cfg)
+                                            else "any"),
         realm=acc.realm or None,
         allow_rfc2069=acc.allow_rfc2069,
     )
@@ -444,6 +448,11 @@ class Phone:
             self.runtime.notice("Provisioning failed", NOTICE_SECONDS)
         elif event.get("event") == "provisioned" and event.get("changed"):
             self.runtime.notice("Config updated", NOTICE_SECONDS)
+
+    def _plug_and_play(self, mac: str) -> None:
+        """No provisioning URL anywhere: SUBSCRIBE ua-profile to the SIP multicast group."""
+        if self.runtime is not None:
+            self.runtime.plug_and_play(mac)
 
     def _provision_command(self, url: str | None) -> dict[str, object]:
         if self.provisioning is None:

@@ -316,3 +316,30 @@ def test_lease_url_from_a_dhcpcd_lease(tmp_path: Path) -> None:
     (dhcpcd / "eth0.lease").write_bytes(b"garbage")
     assert lease_url(dhcpcd=dhcpcd, networkmanager=tmp_path / "nm", nmcli=None,
                      route=route) is None
+
+
+def test_no_url_anywhere_asks_plug_and_play_quietly(tmp_path: Path, server: Server) -> None:
+    """No [provisioning] url, no DHCP option: at start the phone SUBSCRIBEs on the LAN
+    and says nothing on the console; a URL the plug-and-play NOTIFY brings is used."""
+    asked: list[str] = []
+    h = Harness(tmp_path, server, local="[phone]\n")
+    h.client._plug_and_play = asked.append
+    outcome = h.sync(reason="start")
+    assert not outcome.ok and asked == [MAC] and h.events == []
+    assert server.requests == []
+    h.client.offered_url = BASE  # what ProvisioningUrlOffered hands to offer_url()
+    assert h.sync(reason="plug-and-play").ok
+    assert h.config.account.user == "1001"
+    assert h.events[0]["source"] == "plug-and-play"
+
+
+def test_a_local_file_without_an_account_is_an_unprovisioned_phone() -> None:
+    from deskphone.app import endpoint_config
+    from deskphone.provision.boot import unprovisioned
+
+    cfg = config_from_document(local_document(LOCAL, "local.toml"), "local.toml")
+    assert unprovisioned(cfg) and cfg.account.registrar == ""
+    assert endpoint_config(cfg, "192.0.2.7", 5060, None).accept_from == "proxy"
+    full = config_from_document(local_document(
+        LOCAL + OWN + 'domain = "pbx.example.com"\n', "x"), "x")
+    assert not unprovisioned(full)

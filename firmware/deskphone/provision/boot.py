@@ -20,9 +20,18 @@ from .state import STATE_FILE
 
 log = logging.getLogger("deskphone.provision")
 
-# Until the first sync: nobody to register with, reachable from this machine only.
-UNPROVISIONED_ACCOUNT = {"user": "unprovisioned", "password": "", "domain": "127.0.0.1",
-                         "display_name": "Not provisioned"}
+# Until the first sync: nobody to register with. The domain is no address (RFC 6761
+# .invalid), so SIP listens on the interface of the default route, where a plug-and-play
+# answer can reach it; it takes requests from nobody (app.endpoint_config).
+UNPROVISIONED_ACCOUNT = {"user": "unprovisioned", "password": "",
+                         "domain": "unprovisioned.invalid", "display_name": "Not provisioned"}
+
+
+def unprovisioned(config: PhoneConfig) -> bool:
+    """Whether ``config`` is the placeholder of a phone never provisioned."""
+    acc = config.account
+    return (acc.user, acc.domain, acc.registrar) == (
+        UNPROVISIONED_ACCOUNT["user"], UNPROVISIONED_ACCOUNT["domain"], "")
 
 
 def local_document(text: str, source: str) -> dict[str, Any]:

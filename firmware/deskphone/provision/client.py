@@ -114,6 +114,7 @@ class ProvisioningClient:
                  broadcast: Callable[[dict[str, Any]], None] = lambda e: None,
                  mac: Callable[[], str | None] = lambda: None,
                  lease_url: Callable[[], str | None] = lambda: None,
+                 plug_and_play: Callable[[str], None] = lambda mac: None,
                  fetcher: Fetcher = fetch, rng: random.Random | None = None,
                  time_scale: float = 1.0, max_bytes: int = MAX_FILE_BYTES) -> None:
         self._local = local
@@ -123,6 +124,7 @@ class ProvisioningClient:
         self._broadcast = broadcast
         self._mac = mac
         self._lease_url = lease_url
+        self._plug_and_play = plug_and_play
         self._fetcher = fetcher
         self._rng = rng or random.SystemRandom()
         self._scale = time_scale
@@ -258,6 +260,9 @@ class ProvisioningClient:
                    "or SIP plug-and-play")
             if reason in ("start", "resync", "retry"):  # a phone set up by hand: quiet
                 log.debug("provisioning: %s", why)
+                mac = cfg.provisioning.mac or self._mac()
+                if mac:  # the last resort: ask the LAN (RFC 6080); a NOTIFY may answer
+                    self._plug_and_play(discovery.normalise_mac(mac))
                 return SyncOutcome(False, error=why)
             return self._fail("", why)
         mac_text = cfg.provisioning.mac or self._mac() or ""

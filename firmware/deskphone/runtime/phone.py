@@ -141,6 +141,14 @@ class PhoneRuntime:
         self._on_sip_event(ev.RegistrationFailed(None, reason, retry_in))
         self._pump()
 
+    def plug_and_play(self, mac: str) -> None:
+        """Ask the LAN's SIP plug-and-play server for a provisioning URL (RFC 6080)."""
+        try:
+            self.endpoint.pnp_subscribe(self._clock(), mac)
+        except LocalProtocolError as e:
+            log.warning("plug-and-play: %s", e)
+        self._pump()
+
     def flush(self) -> None:
         """After the owner called into the endpoint directly (shutdown): send and report."""
         self._pump()

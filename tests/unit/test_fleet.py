@@ -139,6 +139,33 @@ def test_a_common_file_with_a_secret_is_0600(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(out / COMMON_NAME).st_mode) == 0o600
 
 
+def test_group_makes_secret_files_0640_in_that_group(tmp_path: Path) -> None:
+    """nginx's workers (www-data) must read the per-MAC files: --group GROUP."""
+    import grp
+
+    inv, tpl = _files(tmp_path, THREE)
+    out = tmp_path / "out"
+    gid = os.getgroups()[-1] if os.getgroups() else os.getgid()
+    name = grp.getgrgid(gid).gr_name
+    assert main(["--inventory", inv, "--template", tpl, "--out", str(out),
+                 "--group", name]) == 0
+    for entry in os.listdir(out):
+        st_ = os.stat(out / entry)
+        assert st_.st_gid == gid
+        assert stat.S_IMODE(st_.st_mode) == (0o644 if entry == COMMON_NAME else 0o640)
+    with pytest.raises(SystemExit):
+        main(["--inventory", inv, "--template", tpl, "--out", str(out),
+              "--group", "no-such-group-here"])
+
+
+def test_a_template_that_sets_nothing_is_refused(tmp_path: Path) -> None:
+    """A phone refuses an empty deskphone.toml, so the fleet tool must not write one."""
+    own = f"{HEADER},account.domain\naa:bb:cc:00:00:01,1001,Ann,pw-1,pbx.example.org\n"
+    problems = _problems(tmp_path, own, "# nothing shared yet\n[audio]\n")
+    assert problems == [f"{tmp_path / 'common.toml'}: sets nothing (only empty sections): "
+                        f"a phone refuses such a {COMMON_NAME}"]
+
+
 def test_main_writes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inv, tpl = _files(tmp_path, THREE)
     out = tmp_path / "out"

@@ -49,8 +49,9 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600,
-                 step: Step | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically and durably, leaving it with ``mode``.
+                 step: Step | None = None, gid: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably, leaving it with ``mode``
+    (and group ``gid``, when given: a web server's group may read a 0640 secret).
 
     An error (OSError, or whatever ``step`` raises) before the rename leaves the target as it
     was and no temp file; one from the directory fsync comes after the new file is in place.
@@ -62,6 +63,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
     fd = _create(temp, mode)
     try:
         try:
+            if gid is not None:
+                os.fchown(fd, -1, gid)
             os.fchmod(fd, mode)  # exactly ``mode``: the umask only took bits away above
             if step is not None:
                 step("created")

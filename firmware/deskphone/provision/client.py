@@ -40,13 +40,12 @@ from ..config import ConfigError, PhoneConfig
 from . import discovery
 from .fetch import Fetched, FetchError, FetchOptions, fetch
 from .fetch import strip_userinfo as redact
-from .merge import Change, config_changes, parse_remote, provisioned_config
+from .merge import MAX_FILE_BYTES, Change, config_changes, parse_remote, provisioned_config
 from .state import ProvisionedFile, ProvisionState, load_state, save_state
 
 log = logging.getLogger("deskphone.provision")
 
 COMMON_FILE = "deskphone.toml"
-MAX_FILE_BYTES = 256 * 1024
 BACKOFF_FIRST = 30.0
 BACKOFF_MAX = 3600.0
 RESYNC_JITTER = 0.10

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import grp
 import io
 import math
 import os
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 from typing import Final, TextIO
 
 from deskphone.config.load import _syntax_problem
-from deskphone.config.schema import SCHEMA, Key, validate
+from deskphone.config.schema import SCHEMA, ConfigError, Key, validate
 from deskphone.config.store import atomic_write
-from deskphone.provision.merge import merge_documents
+from deskphone.provision.merge import MAX_FILE_BYTES, merge_documents, parse_remote
 
 COMMON_NAME: Final = "deskphone.toml"
 
@@ -198,6 +199,12 @@ def read_template(text: str, source: str, per_phone: Iterable[str]) -> tuple[
         for p in validate(document)[1]
         if not (p.key in supplied and p.message == "missing (required)")
     ]
+    if not problems:
+        try:  # the phone's own rule for a fetched file: one that sets nothing is refused
+            parse_remote(COMMON_NAME, text.encode("utf-8"), max_bytes=MAX_FILE_BYTES)
+        except ConfigError as exc:
+            problems += [FleetProblem(source, p.line, f"{p.message}: a phone refuses such a "
+                                      f"{COMMON_NAME}") for p in exc.problems]
     return document, problems
 
 
@@ -358,8 +365,9 @@ def _read_text(path: str) -> tuple[str | None, FleetProblem | None]:
 
 
 def generate(inventory: str, template: str, out: str | None,
-             progress: TextIO | None = None) -> FleetResult:
-    """Check the fleet; if nothing is wrong and ``out`` is given, write every file there."""
+             progress: TextIO | None = None, group: int | None = None) -> FleetResult:
+    """Check the fleet; if nothing is wrong and ``out`` is given, write every file there
+    (files holding a secret 0600, or 0640 in ``group`` — the web server's — if given)."""
     inventory_text, inventory_problem = _read_text(inventory)
     template_text, template_problem = _read_text(template)
     problems = [p for p in (template_problem, inventory_problem) if p is not None]
@@ -375,7 +383,7 @@ def generate(inventory: str, template: str, out: str | None,
     if problems or out is None:
         return FleetResult(tuple(phones), tuple(problems))
     try:
-        _write(out, os.path.basename(inventory), phones, template_text, document)
+        _write(out, os.path.basename(inventory), phones, template_text, document, group)
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) else out
         return FleetResult(tuple(phones), (FleetProblem(
@@ -384,16 +392,21 @@ def generate(inventory: str, template: str, out: str | None,
 
 
 def _write(out: str, name: str, phones: Iterable[PhoneRow], template_text: str,
-           document: Mapping[str, object] | None) -> None:
+           document: Mapping[str, object] | None, group: int | None = None) -> None:
     os.makedirs(out, exist_ok=True)
+    secret = 0o600 if group is None else 0o640
+
+    def mode(doc: Mapping[str, object] | None) -> int:
+        return secret if doc is not None and holds_secret(doc) else 0o644
+
     for phone in phones:
         text = emit_document(phone.document, f"{phone.mac}: from {name} line {phone.line} "
                              "by deskphone.provision.fleet\nedit the inventory, not this file")
         atomic_write(os.path.join(out, f"{phone.mac}.toml"), text.encode(),
-                     mode=0o600 if holds_secret(phone.document) else 0o644)
+                     mode=mode(phone.document), gid=group)
     # the template as the admin wrote it, comments and all: it has just been checked
-    atomic_write(os.path.join(out, COMMON_NAME), template_text.encode(),
-                 mode=0o600 if document is not None and holds_secret(document) else 0o644)
+    atomic_write(os.path.join(out, COMMON_NAME), template_text.encode(), mode=mode(document),
+                 gid=group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,12 +423,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", metavar="DIR", help="where to write the files (needed "
                         "unless --check)")
     parser.add_argument("--check", action="store_true", help="check only; write nothing")
+    parser.add_argument("--group", metavar="GROUP", help="give the files to this group and "
+                        "make those holding passwords 0640, not 0600, so the web server "
+                        "(e.g. www-data) can read them")
     args = parser.parse_args(argv)
     if not args.check and not args.out:
         parser.error("--out DIR is needed (or --check)")
+    gid = None
+    if args.group:
+        try:
+            gid = grp.getgrnam(args.group).gr_gid
+        except KeyError:
+            parser.error(f"--group {args.group}: no such group")
     progress = sys.stderr if sys.stderr.isatty() else None
     result = generate(args.inventory, args.template, None if args.check else args.out,
-                      progress)
+                      progress, gid)
     for problem in result.problems:
         print(problem, file=sys.stderr)
     if result.problems:

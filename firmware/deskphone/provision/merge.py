@@ -62,6 +62,10 @@ class SyncError(ConfigError):
 # --------------------------------------------------------------------------------------
 # One fetched file
 
+MAX_FILE_BYTES: Final = 256 * 1024
+"""The largest config file a phone takes (and the fleet tool writes): far above any real
+one, small enough that a hostile server cannot fill the phone's memory."""
+
 
 def parse_remote(name: str, data: bytes, *, max_bytes: int) -> dict[str, object]:
     """The TOML document of one fetched file, not yet checked against the schema.

@@ -266,3 +266,32 @@ def test_resync_interval_and_the_last_good_config_across_a_restart(
         assert_no_secret(q, SIP_PASSWORD)
     finally:
         assert q.stop() == 0
+
+
+def test_check_sync_sent_by_kamailio_itself_with_kamcmd(
+        tmp_path: Path, site: Nginx, kamailio: Kamailio,
+        port_allocator: PortAllocator) -> None:
+    """The admin guide's way: kamcmd tm.t_uac_start on the registrar's host sends the
+    NOTIFY from Kamailio's own address, which the phone trusts; reboot=true restarts it."""
+    put(site, "deskphone.toml", COMMON)
+    put(site, f"{CLIENT_MAC}.toml", account(kamailio))
+    p = new_phone(tmp_path, site, port_allocator).start()
+    try:
+        provisioned(p)
+        p.wait_registered(10)
+        contact = contacts(kamailio, "1001")[0]
+        put(site, "deskphone.toml", '[audio]\ntones = "fr"\n')
+        out = kamailio.kamcmd(
+            "tm.t_uac_start", "NOTIFY", contact, ".", ".",
+            f"From: <sip:provisioning@{kamailio.domain}>;tag=cs1\r\n"
+            f"To: <sip:1001@{kamailio.domain}>\r\n"
+            "Event: check-sync;reboot=true\r\nSubscription-State: terminated\r\n"
+            "Contact: <sip:provisioning@127.0.0.1>\r\nContent-Type: text/plain\r\n")
+        assert out == ""
+        assert wait_for(lambda: "restarting the phone" in p.log_text(), 10), p.describe()
+        assert wait_for(lambda: 'audio.tones: "de" -> "fr"' in p.log_text(), 10)
+        p.connect(10)  # the restart closed the console
+        p.wait_registered(10)
+        assert contacts(kamailio, "1001") == [contact]
+    finally:
+        assert p.stop() == 0

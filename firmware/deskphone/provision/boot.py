@@ -24,7 +24,7 @@ log = logging.getLogger("deskphone.provision")
 # .invalid), so SIP listens on the interface of the default route, where a plug-and-play
 # answer can reach it; it takes requests from nobody (app.endpoint_config).
 UNPROVISIONED_ACCOUNT = {"user": "unprovisioned", "password": "",
-                         "domain": "unprovisioned.invalid", "display_name": "Not provisioned"}
+                         "domain": "unprovisioned.invalid"}
 
 
 def unprovisioned(config: PhoneConfig) -> bool:

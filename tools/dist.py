@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/: flash.py
+import flash  # noqa: E402
+
 REPO: Final = Path(__file__).resolve().parents[1]
 DEFAULT_EPOCH: Final = 1577836800  # 2020-01-01 UTC
 EXECUTABLE: Final = frozenset({"deskphone-firstboot.sh", "firstrun.sh"})
@@ -138,16 +141,11 @@ def wheel_version(wheel: Path) -> str:
 
 
 def compile_overlay(dts: Path) -> bytes:
-    """``dtc -@`` (symbols kept: the overlay's &gpio is resolved against the base tree)."""
-    if shutil.which("dtc") is None:
-        raise DistError("dtc is not installed (apt-get install device-tree-compiler)")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "deskphone.dtbo"
-        result = subprocess.run(["dtc", "-@", "-q", "-I", "dts", "-O", "dtb", "-o", str(out),
-                                 str(dts)], capture_output=True, text=True, check=False)
-        if result.returncode:
-            raise DistError(f"dtc could not compile {dts}:\n{result.stderr.strip()}")
-        return out.read_bytes()
+    """The overlay compiled as flash.py compiles it (one copy of the dtc call)."""
+    try:
+        return flash.compile_overlay(dts)
+    except flash.FlashError as e:
+        raise DistError(str(e)) from None
 
 
 def download_deps(wheel: Path, out: Path) -> list[Path]:

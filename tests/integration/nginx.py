@@ -28,11 +28,9 @@ or fails them when CI is set. As root, nginx's workers run as root too, so they 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -41,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from peers import HOST, REPO, PortAllocator, find_binary, in_ci
+from peers import HOST, REPO, PortAllocator, find_binary, in_ci, stop_group
 
 SITE_CONF = REPO / "provisioning" / "nginx" / "deskphone.conf"
 USERNAME = "phones"
@@ -474,20 +472,8 @@ class Nginx:
     def stop(self, timeout: float = 2.0) -> None:
         """SIGTERM (fast shutdown) to the whole process group, SIGKILL after ``timeout`` s."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # a worker the master left behind
+        if proc is not None:
+            stop_group(proc, timeout)  # workers too: the whole process group
 
 
 def _accepts(address: tuple[str, int]) -> bool:

@@ -7,7 +7,6 @@ own tables, so a slip in the generator shows up as a difference.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -15,9 +14,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from tools_loader import load_tool
 
 from deskphone.hw.pins import PinMap
 
@@ -29,16 +28,7 @@ IN, OUT, ALT0 = 0, 1, 4
 NONE, DOWN, UP = 0, 1, 2
 
 
-def _load_board() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deskphone_tools_board", BOARD_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-board = _load_board()
+board = load_tool("board", "deskphone_tools_board")
 
 
 def _tool(name: str) -> str:

@@ -10,38 +10,25 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import io
 import os
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 import zipfile
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from tools_loader import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "board" / "firstboot"
 
 
-def _load(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dist = _load("dist")
-flash = _load("flash")
+dist = load_tool("dist")
+flash = load_tool("flash")
 
 
 def need(*tools: str) -> None:

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import importlib.util
 import io
 import lzma
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 import zipfile
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from tools_loader import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
@@ -36,19 +34,8 @@ CONFIG = "# For more options see http://rptl.io/configtxt\ndtparam=audio=on\narm
 SIP_PASSWORD = "never-on-the-card-1003"
 
 
-def _load(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-flash = _load("flash")
-dist = _load("dist")
+flash = load_tool("flash")
+dist = load_tool("dist")
 
 
 def need(*tools: str) -> None:

@@ -195,7 +195,9 @@ class Phone:
         # connects at start-up sees the ``registered`` event)
         control = self._control = RuntimeControl(
             self.runtime, allow_direct_uris=cfg.console.allow_direct_uris,
-            provision=self._provision_command if self._local is not None else None)
+            provision=self._provision_command if self._local is not None else None,
+            provisioning_status=(lambda: self.provisioning.status() if self.provisioning
+                                 else {}) if self._local is not None else None)
         commands = ConsoleCommands(control, {**BUILTIN_COMMANDS, **CALL_COMMANDS,
                                              **PHONE_COMMANDS, **PROVISION_COMMANDS})
         if cfg.console.kind == "tcp":

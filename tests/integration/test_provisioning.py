@@ -158,6 +158,8 @@ def test_first_boot_with_only_a_url_registers_the_provisioned_account(
         assert contacts(kamailio, "1001") == [f"sip:1001@{HOST}:{p.sip_port}"]
         status = p.console.status()
         assert status["aor"] == f"sip:1001@{kamailio.domain}"
+        assert status["provisioning"]["url"] == site.url("https")
+        assert status["provisioning"]["last_sync"] == "ok"
         assert "Registered" in p.console.command("screen")["lines"]
         # the same files again: a 304 each (after basic auth's 401), nothing applied
         seen = len(site.access_log("https", wait_for=4))

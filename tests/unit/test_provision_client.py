@@ -163,6 +163,8 @@ def test_a_bad_file_changes_nothing_and_says_which_file(
     assert not outcome.ok and not outcome.transient
     assert h.config is good and len(h.applied) == 1
     assert h.state.read_bytes() == saved
+    assert h.client.status()["last_sync"] == "failed"
+    assert h.client.status()["url"] == BASE
     failed = h.events[-1]
     assert failed["event"] == "provision_failed"
     for word in words:

@@ -140,6 +140,18 @@ class ProvisioningClient:
     def state(self) -> ProvisionState | None:
         return self._state
 
+    def status(self) -> dict[str, object]:
+        """For the console's ``status``: where the config in force came from and how the
+        last sync went (no credentials, no secrets)."""
+        state = self._state
+        last = self.last
+        return {
+            "url": redact(state.base_url) if state is not None else None,
+            "applied_at": state.applied_at if state is not None else None,
+            "last_sync": None if last is None else ("ok" if last.ok else "failed"),
+            "error": last.error if last is not None and not last.ok else None,
+        }
+
     # ------------------------------------------------------------------ boot
 
     @staticmethod

@@ -48,10 +48,12 @@ def direct_uri_refusal(uri: SipUri, home: SipUri, transport: str) -> str | None:
 
 class RuntimeControl:
     def __init__(self, runtime: PhoneRuntime, *, allow_direct_uris: bool = True,
-                 provision: Callable[[str | None], dict[str, object]] | None = None) -> None:
+                 provision: Callable[[str | None], dict[str, object]] | None = None,
+                 provisioning_status: Callable[[], dict[str, object]] | None = None) -> None:
         self.rt = runtime  # replaced when a provisioned account rebuilds the SIP side
         self.allow_direct_uris = allow_direct_uris
         self._provision = provision
+        self._provisioning_status = provisioning_status
 
     def provision(self, url: str | None) -> dict[str, object]:
         """``provision [url]``: a sync now; what it finds arrives as events."""
@@ -79,13 +81,16 @@ class RuntimeControl:
                 call = ep.call(cid).info()
             except Exception:  # the SIP side is already done with it
                 call = None
-        return {
+        status: dict[str, object] = {
             "registered": ep.registered,
             "aor": ep.aor,
             "registration": ep.reg.state.value,
             "phone": self.rt.controller.state.value,
             "call": call,
         }
+        if self._provisioning_status is not None:
+            status["provisioning"] = self._provisioning_status()
+        return status
 
     def dial(self, target: str) -> dict[str, object]:
         if not self.allow_direct_uris:

@@ -38,7 +38,7 @@ from .media.tones import get_tone
 from .phone import events as pe
 from .phone.controller import PhoneController, PhoneSettings
 from .provision.boot import unprovisioned
-from .provision.client import ProvisioningClient
+from .provision.client import ApplyError, ProvisioningClient
 from .provision.host import lease_url, primary_mac
 from .provision.merge import Change, Scope, apply_scope
 from .provision.state import STATE_FILE
@@ -135,7 +135,7 @@ class Phone:
 
     def __init__(self, cfg: PhoneConfig, *, rng: random.Random | None = None,
                  time_scale: float = 1.0, hardware: HardwareBuilder | None = None,
-                 local: Mapping[str, Any] | None = None) -> None:
+                 local: Mapping[str, Any] | None = None, provisioned: bool = False) -> None:
         """``time_scale`` is a test hook: the phone's clock (``now``) runs that many times
         faster than the wall clock and loop delays shrink to match, so an integration test
         sees a 60 s registration refreshed after 30/time_scale s against a real registrar
@@ -143,7 +143,9 @@ class Phone:
         ``hardware`` builds the devices (the simulator and the HIL tests pass their own);
         None: from ``[hardware]`` (hw.build_devices). ``local`` is the local config file's
         TOML document, the base provisioned files overlay: with it the phone provisions
-        itself (``[provisioning]``); None (tests of other parts): no provisioning."""
+        itself (``[provisioning]``); None (tests of other parts): no provisioning.
+        ``provisioned``: ``cfg`` is the last good provisioned set saved in the state dir
+        (else the saved set, if any, is fetched and applied again)."""
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, got {time_scale}")
         self.cfg = cfg
@@ -162,6 +164,8 @@ class Phone:
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._resolver: asyncio.Task[None] | None = None
         self._local = local
+        self._provisioned = provisioned
+        self.failed = False  # a provisioned config and the old one both failed to start
         self._control: RuntimeControl | None = None
         self.provisioning: ProvisioningClient | None = None
         self.notifier = SdNotifier()  # systemd's NOTIFY_SOCKET; does nothing without one
@@ -222,7 +226,8 @@ class Phone:
                 local=self._local, state_path=state_dir(cfg) / STATE_FILE,
                 current=lambda: self.cfg, apply=self.apply_config,
                 broadcast=self._provisioning_news, mac=primary_mac, lease_url=lease_url,
-                rng=self._rng, time_scale=self._time_scale)
+                rng=self._rng, time_scale=self._time_scale,
+                state_in_force=self._provisioned)
             self.provisioning.start()
         self.started.set()
         # systemd: READY=1, registration news as STATUS=, WATCHDOG=1 from this loop
@@ -336,7 +341,11 @@ class Phone:
             # thread (a test runs the phone in one): request_stop() is the way out then
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # what did start (pins, ports) is let go
+            raise
         await self._stop.wait()
         log.info("stopping")
         await self.stop()
@@ -400,9 +409,32 @@ class Phone:
             return
         if scope is not Scope.LIVE:
             await self._until_idle()
-        self.cfg = new
+        old = self.cfg
+        try:
+            await self._put_in_force(new, scope)
+        except Exception as e:
+            # the new config does not start (a listen address not on this machine, a
+            # console port in use, a sound card that is not there): back to the old one
+            why = f"{type(e).__name__}: {e}" if not isinstance(e, OSError) else \
+                f"{e.strerror or e}"
+            log.error("provisioned config does not start (%s): back to the previous one",
+                      why)
+            try:
+                await self._put_in_force(old, Scope.RESTART if scope is Scope.RESTART
+                                         else Scope.SIP)
+            except Exception:
+                # not even the old config starts again: exit, and let systemd restart the
+                # phone on its last saved config
+                log.exception("the previous config does not start again either")
+                self.failed = True
+                self.request_stop()
+            raise ApplyError(why) from None
+        self._broadcast({"event": "config_applied", "scope": scope.value})
+
+    async def _put_in_force(self, cfg: PhoneConfig, scope: Scope) -> None:
+        self.cfg = cfg
         if scope is Scope.LIVE:
-            self._apply_live(new)
+            self._apply_live(cfg)
             log.info("provisioned config applied live")
         elif scope is Scope.SIP:
             log.info("provisioned config: restarting the SIP side")
@@ -417,7 +449,6 @@ class Phone:
             await self._shutdown()
             self.started.clear()
             await self.start()
-        self._broadcast({"event": "config_applied", "scope": scope.value})
 
     def _apply_live(self, cfg: PhoneConfig) -> None:
         rt = self.runtime

@@ -115,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         from .provision.boot import boot_config
         from .simulator import run_simulator
 
-        cfg = boot_config(local, cfg, state_dir(cfg))
+        booted = boot_config(local, cfg, state_dir(cfg))
         try:
-            asyncio.run(run_simulator(cfg, compact=args.compact, local=local))
+            asyncio.run(run_simulator(booted, compact=args.compact, local=local,
+                                      provisioned=booted is not cfg))
         except OSError as e:
             print(f"deskphone: {e}", file=sys.stderr)
             return 1
@@ -129,13 +130,27 @@ def main(argv: list[str] | None = None) -> int:
     from .app import Phone, state_dir
     from .provision.boot import boot_config
 
-    cfg = boot_config(local, cfg, state_dir(cfg))
+    booted = boot_config(local, cfg, state_dir(cfg))
+    provisioned = booted is not cfg
     try:
-        asyncio.run(Phone(cfg, local=local).run())
+        phone = Phone(booted, local=local, provisioned=provisioned)
+        asyncio.run(phone.run())
     except OSError as e:
-        print(f"deskphone: {e}", file=sys.stderr)
-        return 1
-    return 0
+        if not provisioned:
+            print(f"deskphone: {e}", file=sys.stderr)
+            return 1
+        # the saved provisioned config does not start here: the local one must, and the
+        # next sync fetches (and tries) the server's config again
+        logging.getLogger("deskphone").error(
+            "the provisioned config does not start (%s): starting from the local config",
+            e.strerror or e)
+        try:
+            phone = Phone(cfg, local=local)
+            asyncio.run(phone.run())
+        except OSError as e2:
+            print(f"deskphone: {e2}", file=sys.stderr)
+            return 1
+    return 1 if phone.failed else 0
 
 
 if __name__ == "__main__":

@@ -210,7 +210,8 @@ class Terminal:
 
 
 async def run_simulator(cfg: PhoneConfig, *, compact: bool = False,
-                        local: dict[str, Any] | None = None) -> None:
+                        local: dict[str, Any] | None = None,
+                        provisioned: bool = False) -> None:
     terminal: Terminal | None = None
 
     def on_change() -> None:
@@ -218,7 +219,7 @@ async def run_simulator(cfg: PhoneConfig, *, compact: bool = False,
             terminal.changed()
 
     hw = SimHardware(on_change)
-    phone = Phone(cfg, hardware=hw.build, local=local)
+    phone = Phone(cfg, hardware=hw.build, local=local, provisioned=provisioned)
     terminal = Terminal(phone, hw, compact=compact)
     phone.add_listener(terminal.note)
     try:

@@ -8,6 +8,7 @@ One nginx and one test PKI per module.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import http.server
@@ -17,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -354,6 +356,26 @@ def test_a_server_that_never_answers_is_transient() -> None:
         e = fails(f"http://127.0.0.1:{port}/x.toml", FetchOptions(timeout=0.3))
     assert str(e) == f"http://127.0.0.1:{port}/x.toml: timed out after 0.3 s"
     assert e.transient
+
+
+def test_a_server_that_trickles_is_cut_off_at_the_deadline() -> None:
+    """One byte every 0.1 s never trips the per-read timeout; the whole-fetch deadline
+    ends it (a hostile server cannot hold the phone's provisioning for days)."""
+    def serve(conn: socket.socket) -> None:
+        read_request(conn)
+        with contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(100):
+                conn.sendall(b"x")
+                time.sleep(0.1)
+
+    with raw_server(serve) as port:
+        start = time.monotonic()
+        e = fails(f"http://127.0.0.1:{port}/x.toml", FetchOptions(timeout=1, deadline=0.8))
+        took = time.monotonic() - start
+    assert str(e) == f"http://127.0.0.1:{port}/x.toml: took longer than 0.8 s in all"
+    assert e.transient
+    assert took < 3
 
 
 def test_a_body_cut_short() -> None:

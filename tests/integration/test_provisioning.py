@@ -223,6 +223,13 @@ def test_bad_files_leave_the_phone_registered_on_its_last_good_config(
                 assert word in reason, (what, reason)
             status = p.console.status()
             assert status["registered"] and status["aor"] == good, what
+        # a valid config that does not start here (an address not on this machine): the
+        # phone goes back to the one it had, and says so
+        put(site, f"{CLIENT_MAC}.toml", account(kamailio) + '[sip]\nlisten = "192.0.2.55:5060"\n')
+        p.console.command("provision")
+        assert "did not start" in failed(p, 15)["reason"]
+        assert wait_for(lambda: p.console.status()["registered"], 10), p.describe()
+        assert p.console.status()["aor"] == good
         # a bad common file is named as such
         put(site, f"{CLIENT_MAC}.toml", account(kamailio))
         put(site, "deskphone.toml", '[audio]\ntones = "klingon"\n')

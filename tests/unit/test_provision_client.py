@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deskphone.config import PhoneConfig, config_from_document
+from deskphone.config import ConfigError, PhoneConfig, config_from_document
 from deskphone.provision.boot import local_document
 from deskphone.provision.client import Backoff, ProvisioningClient, redact, resync_delay
 from deskphone.provision.fetch import Fetched, FetchError, FetchOptions
@@ -44,7 +44,7 @@ class Server:
         self.options.append(options)
         if self.down:
             raise FetchError(f"{url}: connection refused", transient=True)
-        body = self.files.get(url)
+        body = self.files.get(redact(url))  # userinfo is for auth, not the path
         if body is None:
             return Fetched(url, 404, None, None)
         tag = f'"{hash(body) & 0xffffffff:x}"'
@@ -240,9 +240,12 @@ def test_url_with_mac_placeholder_and_credentials_is_redacted(tmp_path: Path,
                                                               server: Server) -> None:
     server.files = {k.replace(BASE, f"{BASE}/{MAC}"): v for k, v in server.files.items()}
     url = "https://admin:hunter2@prov.example.com/phones/{mac}"
-    h = Harness(tmp_path, server, f'[provisioning]\nurl = "{url}"\n')
-    h.sync()
+    with pytest.raises(ConfigError, match="use \\[provisioning\\] username"):
+        Harness(tmp_path, server, f'[provisioning]\nurl = "{url}"\n')
+    h = Harness(tmp_path, server, "[phone]\n")
+    assert h.sync(reason="console", url=url).ok  # a URL typed on the console may hold them
     assert "hunter2" not in json.dumps(h.events)
+    assert h.events[0]["url"] == f"{BASE}/{MAC}"
     assert redact("https://a:b@h:1/x") == "https://h:1/x"
 
 
@@ -345,3 +348,97 @@ def test_a_local_file_without_an_account_is_an_unprovisioned_phone() -> None:
     full = config_from_document(local_document(
         LOCAL + OWN + 'domain = "pbx.example.com"\n', "x"), "x")
     assert not unprovisioned(full)
+
+
+def test_credentials_go_only_to_the_configured_server(tmp_path: Path, server: Server) -> None:
+    """A URL from the console (or DHCP, or plug-and-play) is fetched without the
+    configured password and client certificate."""
+    local = (LOCAL + 'username = "phones"\npassword = "pw-2"\nclient_cert = "/c.pem"\n'
+             'client_key = "/k.pem"\n')
+    h = Harness(tmp_path, server, local)
+    assert h.sync().ok
+    assert server.options[-1].password == "pw-2" and server.options[-1].client_cert
+    server.files = {k.replace("prov.example.com", "other.example.net"): v
+                    for k, v in server.files.items()}
+    h.sync(reason="console", url="https://other.example.net/phones")
+    elsewhere = server.options[-1]
+    assert (elsewhere.username, elsewhere.password, elsewhere.client_cert) == ("", "", "")
+
+
+def test_requests_coalesce_into_one_sync(tmp_path: Path, server: Server) -> None:
+    """Twenty check-syncs before the loop gets to them are one fetch; one of them asking
+    for a reboot is enough."""
+    h = Harness(tmp_path, server)
+    h.client._scale = 10000.0
+
+    async def run() -> None:
+        h.client.start()
+        for i in range(20):
+            h.client.request("check-sync", reboot=(i == 7))
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if h.client.syncs >= 1:
+                break
+        await asyncio.sleep(0.05)
+        await h.client.close()
+
+    asyncio.run(run())
+    assert h.client.syncs == 1
+    assert len(server.requests) == 2  # two files, once
+    assert h.applied[0][2] is True
+    assert h.events[0]["reason"] == "check-sync"
+
+
+def test_a_config_that_does_not_start_is_not_kept(tmp_path: Path, server: Server) -> None:
+    """The phone could not start the new config and went back: provision_failed, nothing
+    saved, and the next sync tries again (it is not "unchanged")."""
+    from deskphone.provision.client import ApplyError
+
+    h = Harness(tmp_path, server)
+
+    async def refuse(cfg: PhoneConfig, changes: Any, reboot: Any) -> None:
+        raise ApplyError("Cannot assign requested address")
+
+    h.client._apply = refuse
+    outcome = h.sync()
+    assert not outcome.ok and "did not start: Cannot assign" in outcome.error
+    assert not h.state.exists()
+    assert h.events[-1]["event"] == "provision_failed"
+    h.client._apply = h._apply
+    assert h.sync().changed  # tried again, not "unchanged"
+
+
+def test_a_saved_set_the_phone_did_not_boot_from_is_applied_again(
+        tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.sync()
+    again = ProvisioningClient(local=h.local, state_path=h.state, current=lambda: h.config,
+                               apply=h._apply, broadcast=h.events.append, mac=lambda: MAC,
+                               fetcher=server, rng=random.Random(1), state_in_force=False)
+    assert again.state is None
+    assert asyncio.run(again.sync()).ok and len(h.applied) == 2
+
+
+def test_hostile_nesting_is_a_named_failure(tmp_path: Path, server: Server) -> None:
+    server.put("deskphone.toml", "[phone]\nx = " + "[" * 5000 + "]" * 5000 + "\n")
+    h = Harness(tmp_path, server)
+    outcome = h.sync()
+    assert not outcome.ok and not outcome.transient
+    assert outcome.error.startswith("deskphone.toml: ")
+
+
+def test_no_server_anywhere_is_retried_with_back_off(tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server, local="[phone]\n")
+    outcome = h.sync(reason="start")
+    assert not outcome.ok and outcome.transient  # DHCP may bring a URL later
+
+
+def test_the_dhcp_url_comes_before_the_last_sync_s(tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server, local="[phone]\n")
+    assert h.sync(reason="console", url=BASE).ok
+    moved = "https://new.example.com/p"
+    h.client._lease_url = lambda: moved
+    server.files.update({k.replace(BASE, moved): v for k, v in server.files.items()})
+    h.sync(reason="resync")
+    assert server.requests[-1][0].startswith(moved)
+    assert h.events[-2]["source"] == "DHCP"

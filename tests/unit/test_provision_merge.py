@@ -180,10 +180,20 @@ def test_unknown_sections_and_keys_are_reported() -> None:
             f"{COMMON}: bogus: unknown section"]
 
 
-def test_the_state_dir_is_set_locally_only() -> None:
-    assert LOCAL_ONLY == {"phone.state_dir": "set locally only"}
-    assert sync_error([(MAC, '[phone]\nstate_dir = "/tmp/x"\n')]) == (
-        f"{MAC}: phone.state_dir: set locally only")
+@pytest.mark.parametrize("text, key", [
+    ('[phone]\nstate_dir = "/tmp/x"\n', "phone.state_dir"),
+    ('[console]\nserial = "socket://203.0.113.9:4444"\n', "console.serial"),
+    ('[console]\nlisten = "tcp:0.0.0.0:5099"\ntoken = "0123456789abcdef0"\n',
+     "console.listen"),
+    ('[audio]\noutput = "/var/lib/deskphone/room.wav"\n', "audio.output"),
+    ('[provisioning]\nca_file = ""\n', "provisioning.ca_file"),
+])
+def test_what_only_the_local_file_may_set(text: str, key: str) -> None:
+    """The state dir, the console (the phone's remote control), paths on the phone and
+    whom it trusts are not a provisioning server's to set."""
+    message = sync_error([(MAC, text)])
+    assert message.startswith(f"{MAC}: {key}: set locally only"), message
+    assert key in LOCAL_ONLY or f"{key.split('.')[0]}.*" in LOCAL_ONLY
     config, _ = provisioned_config({**LOCAL, "phone": {"state_dir": "/srv/p"}}, [])
     assert config.phone.state_dir == "/srv/p"
 
@@ -210,12 +220,11 @@ def test_a_merged_problem_names_the_file_that_set_the_key() -> None:
 
 
 def test_a_key_nobody_set_is_blamed_on_the_last_file_in_its_section() -> None:
-    # the console listens beyond the phone; the token it then needs is set by nobody
-    message = sync_error([(COMMON, '[console]\nlisten = "tcp:0.0.0.0:5099"\n'),
+    # the RTP range's lower end moves past the upper one, which nobody set
+    message = sync_error([(COMMON, '[sip]\nrtp_port_min = 30000\n'),
                           (MAC, '[audio]\ntones = "gb"\n')])
-    assert message == (f"{COMMON}: console.token: required when the console listens beyond "
-                       "this machine (tcp:0.0.0.0:5099): without it anyone who reaches the "
-                       "port can dial, answer and listen to the room")
+    assert message == (f"{COMMON}: sip.rtp_port_max: must be greater than rtp_port_min "
+                       "(30000), got 16482")
 
 
 def test_a_missing_account_with_no_remote_account_is_the_local_files() -> None:

@@ -44,6 +44,9 @@ def parse_document(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [_syntax_problem(exc, text)]) from None
+    except RecursionError:  # arrays or tables nested thousands deep: hostile, not a config
+        raise ConfigError(source, [Problem(None, "nested too deeply to be a config")]) \
+            from None
 
 
 def parse_config(text: str, source: str = "<config>") -> PhoneConfig:

@@ -370,6 +370,9 @@ def _check_provisioning_url(text: str) -> None:
     if text and (not valid_url(text) or text.lower().startswith("tftp:")):
         raise ValueError("is not an http:// or https:// URL (RFC 3986 characters, a host, "
                          "an optional port; {mac} allowed)")
+    if "@" in text.split("://", 1)[-1].split("/", 1)[0]:
+        raise ValueError("has a user name or password in it: use [provisioning] username "
+                         "and password (which are never printed)")
 
 
 def _check_mac(text: str) -> None:

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..config import ConfigError, PhoneConfig
 from . import discovery
@@ -115,7 +115,8 @@ class ProvisioningClient:
                  lease_url: Callable[[], str | None] = lambda: None,
                  plug_and_play: Callable[[str], None] = lambda mac: None,
                  fetcher: Fetcher = fetch, rng: random.Random | None = None,
-                 time_scale: float = 1.0, max_bytes: int = MAX_FILE_BYTES) -> None:
+                 time_scale: float = 1.0, max_bytes: int = MAX_FILE_BYTES,
+                 state_in_force: bool = True) -> None:
         self._local = local
         self._state_path = state_path
         self._current = current
@@ -128,8 +129,11 @@ class ProvisioningClient:
         self._rng = rng or random.SystemRandom()
         self._scale = time_scale
         self._max_bytes = max_bytes
-        self._state: ProvisionState | None = load_state(state_path)
-        self._requests: asyncio.Queue[_Request] | None = None
+        # the saved set counts as "what is in force" only if the phone booted from it: a
+        # set that no longer validated at boot must be fetched and applied again
+        self._state: ProvisionState | None = load_state(state_path) if state_in_force else None
+        self._pending: _Request | None = None  # requests coalesce: a flood is one sync
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff(self._rng)
         self.offered_url: str | None = None  # from SIP plug-and-play
@@ -175,14 +179,23 @@ class ProvisioningClient:
     def start(self) -> None:
         """Sync now (after a little jitter), then every resync_interval."""
         if self._task is None:
-            self._requests = asyncio.Queue()
+            self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def request(self, reason: str, *, url: str | None = None,
                 reboot: bool | None = None) -> None:
-        """Ask for a sync now (console, check-sync, plug-and-play)."""
-        if self._requests is not None:
-            self._requests.put_nowait(_Request(reason, url, reboot))
+        """Ask for a sync now (console, check-sync, plug-and-play). Requests not yet begun
+        merge into one: the latest reason and URL, a reboot if any asked for one — a
+        flood of check-syncs costs one fetch."""
+        if self._wake is None:
+            return
+        before = self._pending
+        if before is not None:
+            url = url or before.url
+            reboot = True if (reboot or before.reboot) else (
+                reboot if reboot is not None else before.reboot)
+        self._pending = _Request(reason, url, reboot)
+        self._wake.set()
 
     def offer_url(self, url: str) -> None:
         """SIP plug-and-play found a server: use it if nothing better is known."""
@@ -198,18 +211,16 @@ class ProvisioningClient:
             self._task = None
 
     async def _run(self) -> None:
-        assert self._requests is not None
+        assert self._wake is not None
         delay: float | None = self._rng.uniform(0.0, START_JITTER)
-        pending = _Request("start")
+        timer = _Request("start")
         while True:
-            try:
-                if delay is None:
-                    request = await self._requests.get()
-                else:
-                    request = await asyncio.wait_for(self._requests.get(),
-                                                     delay / self._scale)
-            except TimeoutError:
-                request = pending
+            if self._pending is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), None if delay is None
+                                           else delay / self._scale)
+            self._wake.clear()
+            request, self._pending = self._pending or timer, None
             try:
                 outcome = await self.sync(request.reason, url=request.url,
                                           reboot=request.reboot)
@@ -217,34 +228,49 @@ class ProvisioningClient:
                 raise
             except Exception as e:  # a bug here must not end provisioning for good
                 log.exception("provisioning sync failed")
-                outcome = SyncOutcome(False, error=f"internal error: {type(e).__name__}",
-                                      transient=True)
+                outcome = self._fail("", f"internal error: {type(e).__name__}",
+                                     transient=True)
+                self.last = outcome
             interval = float(self._current().provisioning.resync_interval)
             if not outcome.ok and outcome.transient:
                 delay = self._backoff.next()
-                pending = _Request("retry")
-                log.info("provisioning: retrying in %.0f s", delay)
+                timer = _Request("retry")
+                log.info("provisioning: trying again in %.0f s", delay)
             else:
                 self._backoff.reset()
                 delay = resync_delay(interval, self._rng) if interval > 0 else None
-                pending = _Request("resync")
+                timer = _Request("resync")
 
     # ------------------------------------------------------------------ sync
 
     def _base_url(self, asked: str | None) -> tuple[str | None, str]:
+        """Where to fetch from, and why there: the console's URL, ``[provisioning] url``,
+        the DHCP lease, the server of the last good sync, SIP plug-and-play."""
         cfg = self._current()
         if asked:
             return asked, "console"
         if cfg.provisioning.url:
             return cfg.provisioning.url, "config"
-        if self._state is not None and self._state.base_url:
-            return self._state.base_url, "last sync"
         lease = self._lease_url()
         if lease:
             return lease, "DHCP"
+        if self._state is not None and self._state.base_url:
+            return self._state.base_url, "last sync"
         if self.offered_url:
             return self.offered_url, "plug-and-play"
         return None, ""
+
+    def _options(self, base: str, mac: str) -> FetchOptions:
+        """The fetch options for ``base``: the configured credentials and client
+        certificate only for the configured server (its scheme, host and port), so a URL
+        from the console, a DHCP server or a plug-and-play answer gets none of them."""
+        p = self._current().provisioning
+        options = FetchOptions(ca_file=p.ca_file, max_bytes=self._max_bytes)
+        if p.url and _origin(discovery.expand_url(p.url, mac)) == _origin(base):
+            options = FetchOptions(ca_file=p.ca_file, client_cert=p.client_cert,
+                                   client_key=p.client_key, username=p.username,
+                                   password=p.password, max_bytes=self._max_bytes)
+        return options
 
     def _fail(self, url: str, error: str, *, transient: bool = False) -> SyncOutcome:
         log.warning("provisioning failed: %s", error)
@@ -274,7 +300,8 @@ class ProvisioningClient:
                 mac = cfg.provisioning.mac or self._mac()
                 if mac:  # the last resort: ask the LAN (RFC 6080); a NOTIFY may answer
                     self._plug_and_play(discovery.normalise_mac(mac))
-                return SyncOutcome(False, error=why)
+                # DHCP may bring a URL later: look again, backing off to an hour
+                return SyncOutcome(False, error=why, transient=True)
             return self._fail("", why)
         mac_text = cfg.provisioning.mac or self._mac() or ""
         try:
@@ -290,17 +317,14 @@ class ProvisioningClient:
         self._broadcast({"event": "provisioning", "url": shown, "reason": reason,
                          "source": source})
         log.info("provisioning from %s (%s, %s)", shown, source, reason)
-        p = cfg.provisioning
-        options = FetchOptions(ca_file=p.ca_file, client_cert=p.client_cert,
-                               client_key=p.client_key, username=p.username,
-                               password=p.password, max_bytes=self._max_bytes)
+        options = self._options(base, mac)
         same_set = (self._state is not None and self._state.base_url == base
                     and self._state.mac == mac)
         previous = {f.name: f for f in self._state.files} if same_set and self._state else {}
         names = (COMMON_FILE, f"{mac}.toml")
         try:
             files = tuple(await asyncio.gather(*(
-                asyncio.to_thread(self._fetch_one, name, f"{base}/{name}", options,
+                asyncio.to_thread(self._fetch_one, name, _join(base, name), options,
                                   previous.get(name))
                 for name in names)))
         except FetchError as e:
@@ -323,14 +347,16 @@ class ProvisioningClient:
         except ConfigError as e:
             return self._fail(shown, str(e))
         changes = config_changes(cfg, new_cfg)
+        try:
+            await self._apply(new_cfg, changes, reboot)
+        except ApplyError as e:  # the phone went back to the config it had
+            return self._fail(shown, f"the new config did not start: {e}")
         state = ProvisionState(base, mac, files, _now())
+        self._state = state  # in force now, saved or not
         try:
             await asyncio.to_thread(save_state, self._state_path, state)
-        except OSError as e:
-            return self._fail(shown, f"cannot save the new config: {e.strerror or e}",
-                              transient=True)
-        self._state = state
-        await self._apply(new_cfg, changes, reboot)
+        except OSError as e:  # in force until a restart, which boots the last saved set
+            log.error("provisioning: cannot save the new config: %s", e.strerror or e)
         described = [c.describe() for c in changes]
         log.info("provisioned from %s: %s", shown, "; ".join(described) or "no change")
         self._broadcast({"event": "provisioned", "url": shown, "changed": bool(changes),
@@ -355,6 +381,26 @@ class ProvisioningClient:
         except UnicodeDecodeError as e:
             line = got.body.count(b"\n", 0, e.start) + 1
             raise FetchError(f"{name}: line {line}: not UTF-8 text") from None
+
+
+class ApplyError(Exception):
+    """The phone could not start with a new config and went back to the one it had."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
+
+
+def _join(base: str, name: str) -> str:
+    """``name`` at the end of ``base``'s path (a query string stays a query string)."""
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
 
 
 def _ordered(files: tuple[ProvisionedFile, ...]) -> list[ProvisionedFile]:

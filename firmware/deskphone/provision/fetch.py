@@ -19,11 +19,14 @@ password, the server's config). Blocking: the caller runs it in a thread.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import re
 import secrets
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 from email.message import Message
 from urllib.parse import unquote, urljoin, urlsplit
@@ -77,6 +80,7 @@ class FetchOptions:
     username: str = ""  # "" = the URL's userinfo, if any
     password: str = field(default="", repr=False)
     timeout: float = 10.0  # per connect and per read
+    deadline: float = 30.0  # for the whole fetch: a server trickling bytes cannot stall it
     max_bytes: int = 256 * 1024
     max_redirects: int = 3
 
@@ -225,23 +229,49 @@ def _why(e: BaseException) -> str:
 
 
 def _exchange(
-    hop: _Hop, headers: dict[str, str], context: ssl.SSLContext | None, options: FetchOptions
+    hop: _Hop, headers: dict[str, str], context: ssl.SSLContext | None, options: FetchOptions,
+    until: float,
 ) -> _Answer:
+    """One request and its answer, cut off at ``until`` (time.monotonic()) however slowly
+    the server sends: a timer shuts the socket down, which ends any blocked read."""
+    remaining = until - time.monotonic()
+    if remaining <= 0:
+        raise _error(hop.url, f"took longer than {options.deadline:g} s in all", transient=True)
     conn: http.client.HTTPConnection
+    timeout = min(options.timeout, remaining)
     if context is not None:
-        conn = http.client.HTTPSConnection(
-            hop.host, hop.port, timeout=options.timeout, context=context
-        )
+        conn = http.client.HTTPSConnection(hop.host, hop.port, timeout=timeout, context=context)
     else:
-        conn = http.client.HTTPConnection(hop.host, hop.port, timeout=options.timeout)
+        conn = http.client.HTTPConnection(hop.host, hop.port, timeout=timeout)
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(remaining, cut)
+    timer.daemon = True
+    timer.start()
     try:
         conn.request("GET", hop.target, headers=headers)
         response = conn.getresponse()
         body = _read_body(hop, response, options.max_bytes) if response.status == 200 else None
+        if expired.is_set():  # a body that "ended" because the timer cut it
+            raise _error(hop.url, f"took longer than {options.deadline:g} s in all",
+                         transient=True)
         return _Answer(response.status, response.reason, response.msg, body)
-    except (OSError, http.client.HTTPException) as e:
+    except (OSError, http.client.HTTPException, FetchError) as e:
+        if expired.is_set():
+            raise _error(hop.url, f"took longer than {options.deadline:g} s in all",
+                         transient=True) from None
+        if isinstance(e, FetchError):
+            raise
         raise _transport_error(hop, e, options) from None
     finally:
+        timer.cancel()
         conn.close()
 
 
@@ -450,6 +480,7 @@ def fetch(url: str, options: FetchOptions, etag: str | None = None) -> Fetched:
     Raises FetchError for everything else. Credentials and the client certificate go only
     to the scheme, host and port of ``url`` itself, never to another hop of a redirect.
     """
+    until = time.monotonic() + options.deadline
     hop = _parse(url)
     origin = hop.origin
     credentials = _credentials(url, options)
@@ -470,7 +501,7 @@ def fetch(url: str, options: FetchOptions, etag: str | None = None) -> Fetched:
             if home not in contexts:
                 contexts[home] = _tls_context(options, hop.url, client_cert=home)
             context = contexts[home]
-        answer = _exchange(hop, headers, context, options)
+        answer = _exchange(hop, headers, context, options, until)
         status = answer.status
         if status == 200:
             return Fetched(hop.url, 200, answer.body, answer.headers.get("ETag"))

@@ -36,8 +36,20 @@ from deskphone.config.schema import (
 LOCAL_ONLY: Final[Mapping[str, str]] = MappingProxyType({
     # where the provisioned state itself is kept: a server moving it would strand it
     "phone.state_dir": "set locally only",
+    # the console drives the phone (dial, listen, provision from elsewhere): a server that
+    # could open it to the network, or point the trusted serial console at a socket of its
+    # choosing, would own the phone
+    "console.*": "set locally only (the console is the phone's remote control)",
+    # paths on the phone itself
+    "audio.input": "set locally only (a file on the phone)",
+    "audio.output": "set locally only (a file on the phone)",
+    # whom the phone trusts is not the server's to say
+    "provisioning.ca_file": "set locally only (whom the phone trusts)",
+    "provisioning.client_cert": "set locally only (a file on the phone)",
+    "provisioning.client_key": "set locally only (a file on the phone)",
 })
-"""Keys a provisioning server may not set, with the message that refuses them."""
+"""Keys a provisioning server may not set, with the message that refuses them
+(``section.*``: the whole section)."""
 
 _ALONE: Final = tuple(dataclasses.replace(section, check=None) for section in SCHEMA)
 """The schema without its cross-key checks, for one partial file: the rtp port range or
@@ -117,8 +129,9 @@ def check_remote(document: Mapping[str, object]) -> list[Problem]:
         if isinstance(table, Mapping):
             for name in table:
                 dotted = f"{section}.{name}"
-                if dotted in LOCAL_ONLY:
-                    problems.append(Problem(dotted, LOCAL_ONLY[dotted]))
+                why = LOCAL_ONLY.get(dotted) or LOCAL_ONLY.get(f"{section}.*")
+                if why is not None:
+                    problems.append(Problem(dotted, why))
     return problems
 
 

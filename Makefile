@@ -85,19 +85,26 @@ board: venv ## regenerate the overlay and wiring docs in board/ from the pin map
 	  $(PY) tools/board.py --dtbo build/deskphone.dtbo
 
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(REPO)/firmware/deskphone/__init__.py)
-BUNDLE := $(REPO)/dist/deskphone-bundle-$(VERSION).tar.gz
+BUNDLE ?= $(REPO)/dist/deskphone-bundle-$(VERSION).tar.gz
 DIST_ARGS ?=
+# flash and install run as root and must not rebuild anything: they take the bundle as it
+# is (make dist built it as you), with the venv's Python if there is one
+TOOL_PY = $(if $(wildcard $(PY)),$(PY),python3)
+NEED_BUNDLE = @test -f "$(BUNDLE)" || { echo "no $(BUNDLE): run make dist first (for a \
+Raspberry Pi OS card: make dist DIST_ARGS=--with-deps)"; exit 2; }
 
-dist: venv ## the wheel and the offline install bundle (wheel, unit, overlay, config) in dist/
+dist: venv ## the offline install bundle in dist/ (DIST_ARGS=--with-deps adds the Pi's wheels)
 	cd $(REPO) && $(PY) tools/dist.py $(DIST_ARGS)
 
-flash: dist ## write IMAGE to TARGET (SD card or .img) and set it up: make flash IMAGE=.. TARGET=..
+flash: ## write IMAGE to TARGET (SD card or .img) and set it up, from the bundle of make dist
 	@test -n "$(IMAGE)" -a -n "$(TARGET)" || \
 	  { echo "usage: make flash IMAGE=raspios-lite.img.xz TARGET=/dev/sdX [FLASH_ARGS=...]"; exit 2; }
-	cd $(REPO) && $(PY) tools/flash.py "$(IMAGE)" "$(TARGET)" --bundle "$(BUNDLE)" $(FLASH_ARGS)
+	$(NEED_BUNDLE)
+	cd $(REPO) && $(TOOL_PY) tools/flash.py "$(IMAGE)" "$(TARGET)" --bundle "$(BUNDLE)" $(FLASH_ARGS)
 
-install: dist ## on a Pi, as root: the bundle installed as the service (/opt/deskphone, systemd)
+install: ## on a Pi, as root: the bundle of make dist installed as the service
 	@test "$$(id -u)" -eq 0 || { echo "make install: run as root (sudo make install)"; exit 2; }
+	$(NEED_BUNDLE)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && tar -xzf "$(BUNDLE)" -C "$$tmp" && \
 	  bash "$$tmp/deskphone-bundle-$(VERSION)/deskphone-firstboot.sh" \
 	    --bundle "$$tmp/deskphone-bundle-$(VERSION)"

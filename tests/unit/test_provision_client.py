@@ -442,3 +442,15 @@ def test_the_dhcp_url_comes_before_the_last_sync_s(tmp_path: Path, server: Serve
     h.sync(reason="resync")
     assert server.requests[-1][0].startswith(moved)
     assert h.events[-2]["source"] == "DHCP"
+
+
+def test_a_phone_set_up_by_hand_does_not_go_looking(tmp_path: Path, server: Server) -> None:
+    """An account in the local file and no URL anywhere: no plug-and-play on the LAN, no
+    back-off polling; the resync timer looks at DHCP again."""
+    asked: list[str] = []
+    h = Harness(tmp_path, server, local=OWN.replace("[account]\n", "[account]\n"
+                                                    'domain = "pbx.example.com"\n'))
+    h.client._plug_and_play = asked.append
+    outcome = h.sync(reason="start")
+    assert not outcome.ok and not outcome.transient
+    assert asked == [] and h.events == []

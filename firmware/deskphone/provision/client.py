@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import ConfigError, PhoneConfig
 from . import discovery
+from .boot import unprovisioned
 from .fetch import Fetched, FetchError, FetchOptions, fetch
 from .fetch import strip_userinfo as redact
 from .merge import MAX_FILE_BYTES, Change, config_changes, parse_remote, provisioned_config
@@ -295,8 +296,10 @@ class ProvisioningClient:
         if template is None:
             why = ("no provisioning server: set [provisioning] url, or DHCP option 160/66, "
                    "or SIP plug-and-play")
-            if reason in ("start", "resync", "retry"):  # a phone set up by hand: quiet
+            if reason in ("start", "resync", "retry"):  # nobody asked: quiet
                 log.debug("provisioning: %s", why)
+                if not unprovisioned(cfg):  # a phone set up by hand: nothing to find
+                    return SyncOutcome(False, error=why)
                 mac = cfg.provisioning.mac or self._mac()
                 if mac:  # the last resort: ask the LAN (RFC 6080); a NOTIFY may answer
                     self._plug_and_play(discovery.normalise_mac(mac))

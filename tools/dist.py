@@ -7,10 +7,16 @@ Writes ``dist/deskphone-<version>-py3-none-any.whl`` and ``dist/deskphone-bundle
 holding, under ``deskphone-bundle-<version>/``: the wheel (and, with --with-deps, the aarch64
 wheels of its dependencies for Raspberry Pi OS bookworm's Python 3.11), ``deskphone.service``,
 ``deskphone.dtbo`` (compiled from board/deskphone.dts), ``config.txt`` (board/config.txt's
-lines), ``phone.example.toml``, the first-boot scripts (board/firstboot/) and ``MANIFEST``,
-the SHA-256 of every other member in ``sha256sum -c`` form. tools/flash.py puts the members on
-the card's boot partition; deskphone-firstboot.sh checks MANIFEST and installs from them
-without a network.
+lines), ``phone.example.toml``, the first-boot scripts (board/firstboot/), ``BUNDLE-INFO``
+(key=value lines: the version, ``with_deps=1`` or ``0`` and the dependency wheels it holds)
+and ``MANIFEST``, the SHA-256 of every other member in ``sha256sum -c`` form. tools/flash.py
+puts the members on the card's boot partition; deskphone-firstboot.sh checks MANIFEST and
+installs from them without a network.
+
+Both kinds of bundle have the same file name (the Makefile and flash.py find it by name);
+BUNDLE-INFO tells them apart, and the installer says, before pip runs, when a bundle without
+dependency wheels meets an image that lacks a dependency. Raspberry Pi OS bookworm needs
+--with-deps: luma.oled has no Debian package.
 
 The tarball is reproducible: members sorted, mtime SOURCE_DATE_EPOCH (default 2020-01-01),
 owner root, fixed modes, gzip without name or time; the wheel is built with the same
@@ -46,6 +52,11 @@ EXECUTABLE: Final = frozenset({"deskphone-firstboot.sh", "firstrun.sh"})
 DEP_PLATFORMS: Final = ("manylinux2014_aarch64", "manylinux_2_28_aarch64",
                         "manylinux_2_17_aarch64", "linux_aarch64")
 DEP_PYTHON: Final = "311"
+INFO_NAME: Final = "BUNDLE-INFO"
+NO_DEPS_NOTE: Final = (
+    "note: no dependency wheels in this bundle (BUNDLE-INFO: with_deps=0); it installs only "
+    "on an image that has every dependency. Raspberry Pi OS bookworm does not (luma.oled has "
+    "no Debian package): build with --with-deps (make dist DIST_ARGS=--with-deps)")
 
 
 class DistError(Exception):
@@ -171,6 +182,16 @@ def manifest(files: Mapping[str, bytes]) -> bytes:
     return "".join(lines).encode()
 
 
+def bundle_info(version: str, with_deps: bool, dependencies: Sequence[str]) -> bytes:
+    """BUNDLE-INFO: what kind of bundle this is, as key=value lines the installer reads."""
+    lines = ["# deskphone bundle, written by tools/dist.py; read by deskphone-firstboot.sh",
+             f"version={version}", f"with_deps={int(with_deps)}"]
+    if with_deps:
+        lines.append(f"dependency_target=cp{DEP_PYTHON} {' '.join(DEP_PLATFORMS)}")
+    lines += [f"dependency={name}" for name in sorted(dependencies)]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def write_tar(path: Path, prefix: str, files: Mapping[str, bytes], epoch: int) -> None:
     """A byte-for-byte reproducible .tar.gz of ``files`` under ``prefix/``."""
     raw = io.BytesIO()
@@ -217,10 +238,13 @@ def build_bundle(inputs: Inputs, out: Path, wheel: Path | None = None,
         "deskphone-firstboot.sh": inputs.firstboot.read_bytes(),
         "firstrun.sh": inputs.firstrun.read_bytes(),
     }
+    dependencies: list[str] = []
     if with_deps:
         with tempfile.TemporaryDirectory(prefix="deskphone-deps-") as tmp:
             for dep in download_deps(wheel, Path(tmp)):
                 files[dep.name] = dep.read_bytes()
+                dependencies.append(dep.name)
+    files[INFO_NAME] = bundle_info(version, with_deps, dependencies)
     files["MANIFEST"] = manifest(files)
     prefix = f"deskphone-bundle-{version}"
     path = out / f"{prefix}.tar.gz"
@@ -243,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DistError as exc:
         print(f"dist.py: error: {exc}", file=sys.stderr)
         return 1
+    if not args.with_deps:
+        print(f"dist.py: {NO_DEPS_NOTE}", file=sys.stderr)
     print(path)
     return 0
 

@@ -20,9 +20,18 @@ BOOT=/boot/firmware
 LOG=/var/log/deskphone-firstboot.log
 {
   echo "== deskphone first boot: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  bash "$BOOT/deskphone/deskphone-firstboot.sh" --bundle "$BOOT/deskphone" --boot "$BOOT"
+  # --first-boot: the reboot that follows starts the phone, nothing to restart
+  bash "$BOOT/deskphone/deskphone-firstboot.sh" --bundle "$BOOT/deskphone" --boot "$BOOT" \
+    --first-boot
   echo "== deskphone-firstboot.sh exited with status $?"
 } >>"$LOG" 2>&1
+# The installer deletes the card's secrets itself on every exit; this catches one that never
+# got that far (missing, killed): the password hash and the SSH keys must not stay on the
+# card, nor the phone's config once /etc/deskphone has it.
+rm -f "$BOOT/deskphone/device.conf" "$BOOT/deskphone/authorized_keys"
+if [ -e /etc/deskphone/phone.toml ]; then
+  rm -f "$BOOT/deskphone/phone.toml"
+fi
 cp "$LOG" "$BOOT/deskphone/firstboot.log"
 for cmdline in /boot/firmware/cmdline.txt /boot/cmdline.txt; do
   if [ -f "$cmdline" ]; then

@@ -13,7 +13,9 @@
 Every file is a function of a ``PinMap`` (``deskphone.hw.pins``): the keypad, hook,
 function-key, ringer, relay and LED pins, the OLED's I2C pins and the reserved pins
 (UART, I2S, HAT EEPROM) come from there and from nowhere else. Nothing reads the clock,
-so ``--check`` is stable.
+so ``--check`` is stable. Without ``--config`` the pins are the default map's (that is
+what ``make board`` writes into board/); a phone whose ``[hardware]`` section moves pins
+needs ``--config`` and its own ``--out`` directory.
 """
 
 from __future__ import annotations
@@ -68,12 +70,11 @@ PULL_UP: Final = 2
 FSEL_NAMES: Final = {FSEL_IN: "in", FSEL_OUT: "out", FSEL_ALT0: "ALT0"}
 PULL_NAMES: Final = {PULL_NONE: "none", PULL_DOWN: "down", PULL_UP: "up"}
 
-HW_PWM: Final = {12: 0, 13: 1}
-"""Pins whose ALT0 is a PWM channel (BCM2835-2711 PWM0/PWM1; RP1 pwm0 ch0/ch1)."""
 I2C1_PINS: Final = (2, 3)
 UART0_PINS: Final = (14, 15)
 SPI0_DISPLAY: Final = {"CE0": 8, "MOSI": 10, "SCLK": 11}
-"""SPI0 as the display needs it: one chip select, no MISO (as spi0-1cs,no_miso)."""
+"""SPI0 as the oled_spi parameter sets it up: one chip select, no MISO (as
+spi0-1cs,no_miso), so CE1 (GPIO 7) and MISO (GPIO 9) stay phone pins."""
 WM8960_PINS: Final = (("BCLK", 18), ("LRCLK", 19), ("ADC data (Pi PCM_DIN)", 20),
                       ("DAC data (Pi PCM_DOUT)", 21), ("I2C1 SDA", 2), ("I2C1 SCL", 3))
 WM8960_I2C_ADDRESS: Final = 0x1A
@@ -149,13 +150,12 @@ def _output(bcm: int, function: str, part: str, port: str, *, active_low: bool =
 
 
 def _ringer(pm: PinMap, function: str, *, idle: bool) -> Role:
-    if not idle and pm.ringer in HW_PWM:
-        ch = HW_PWM[pm.ringer]
-        return Role(pm.ringer, function, "ringer", "PWM", f"PWM{ch} (ALT0)", "down",
-                    "high", "ringer", FSEL_ALT0, PULL_DOWN,
-                    "hardware PWM muxed; the firmware's lgpio PWM takes the pin as a GPIO")
+    """The ringer pin: a plain output held low. The firmware rings it with lgpio's
+    software PWM (gpiozero PWMOutputDevice, deskphone.hw.ringer), which works on any
+    GPIO, so the overlay muxes no PWM block onto it (that would only add a second owner
+    of the pin, and a PWM block that the 3B+/4B analogue audio output also uses)."""
     note = ("unused with ringer_kind = relay; kept low" if idle else
-            f"GPIO {pm.ringer} has no hardware PWM: software PWM only")
+            "rung by the firmware with lgpio software PWM; no PWM block claimed")
     return _output(pm.ringer, function, "ringer", "PWM", group="outputs", note=note)
 
 
@@ -232,19 +232,42 @@ def roles(pm: PinMap) -> tuple[Role, ...]:
 HOG_GROUPS: Final = ("keypad_rows", "keypad_cols", "hook", "function_keys", "leds", "outputs")
 """Pin groups applied by the GPIO controller itself (a pinctrl hog): no driver is bound."""
 
+SPI_SHARED: Final = "spi_shared"
+"""The hog's group for the phone pins that the oled_spi option needs: the one group the
+parameter takes out of the hog, so that SPI0 can claim its pins (pinctrl refuses a pin
+that another state already holds: "already requested")."""
+
 
 def _group_roles(rs: Iterable[Role], group: str) -> list[Role]:
     return [r for r in rs if r.group == group]
 
 
-def spi_conflicts(pm: PinMap) -> list[tuple[str, int, Role]]:
-    """What stands on the pins an SPI OLED needs: (its signal, BCM, the role in the way)."""
-    by_pin = {r.bcm: r for r in roles(pm)}
+def spi_option_pins() -> dict[str, int]:
+    """Every pin the oled_spi option uses, by signal: SPI0 as the overlay muxes it, and
+    the DC and RST lines luma.oled drives (deskphone.hw.display)."""
     need = dict(SPI0_DISPLAY)
     need["DC (luma)"] = SPI_GPIO_DC
     if SPI_GPIO_RST is not None:
         need["RST (luma)"] = SPI_GPIO_RST
-    return [(signal, bcm, by_pin[bcm]) for signal, bcm in need.items() if bcm in by_pin]
+    return need
+
+
+def spi_conflicts(pm: PinMap) -> list[tuple[str, int, Role]]:
+    """What stands on the pins an SPI OLED needs: (its signal, BCM, the role in the way)."""
+    by_pin = {r.bcm: r for r in roles(pm)}
+    return [(signal, bcm, by_pin[bcm]) for signal, bcm in spi_option_pins().items()
+            if bcm in by_pin]
+
+
+def hog_groups(pm: PinMap) -> dict[str, list[Role]]:
+    """The hog's pin groups, by label, in pinctrl-0 order: the HOG_GROUPS without the
+    pins the oled_spi option needs, then SPI_SHARED with those (if the map has any)."""
+    rs = roles(pm)
+    spi = set(spi_option_pins().values())
+    groups = {g: [r for r in _group_roles(rs, g) if r.bcm not in spi] for g in HOG_GROUPS}
+    groups[SPI_SHARED] = sorted((r for r in rs if r.group in HOG_GROUPS and r.bcm in spi),
+                                key=lambda r: r.bcm)
+    return {g: members for g, members in groups.items() if members}
 
 
 # --------------------------------------------------------------------------- the overlay
@@ -274,11 +297,11 @@ def _wrapped(head: str, items: Sequence[str], tail: str, width: int = 88) -> lis
 
 
 def _pin_group(label: str, rs: Sequence[Role], comment: str) -> list[str]:
-    lines = [f"\t\t\t/* {comment} */"]
+    lines = _wrapped("\t\t\t/* ", comment.split(" "), " */")
     for r in rs:
         lines.append(f"\t\t\t/*   GPIO{r.bcm} = pin {r.physical}: {r.function}, "
                      f"{FSEL_NAMES[r.fsel or 0]}, pull {PULL_NAMES[r.pull_code or 0]} */")
-        if r.note and r.group not in ("keypad_rows", "ringer"):
+        if r.note and r.group != "keypad_rows":
             lines.append(f"\t\t\t/*     ({r.note}) */")
     lines += [
         f"\t\t\tdeskphone_{label}: deskphone_{label} {{",
@@ -290,6 +313,12 @@ def _pin_group(label: str, rs: Sequence[Role], comment: str) -> list[str]:
     return lines
 
 
+def _spi_signals(space: str = " ") -> str:
+    """'CE0 8, MOSI 10, SCLK 11, DC 13, RST 19'"""
+    return ", ".join(f"{signal.split()[0]}{space}{bcm}"
+                     for signal, bcm in spi_option_pins().items())
+
+
 _GROUP_COMMENTS: Final = {
     "keypad_rows": "keypad rows: outputs; the scanner drives one low at a time",
     "keypad_cols": "keypad columns: inputs, pull-up; a key pulls its column low",
@@ -297,25 +326,50 @@ _GROUP_COMMENTS: Final = {
     "function_keys": "function keys: inputs, pull-up; each closes to GND",
     "leds": "lamps: outputs, off (low) until the firmware lights them",
     "outputs": "ringer/relay outputs held off until the firmware drives them",
-    "ringer": "ringer: PWM (ALT0), referenced by &pwm below, not hogged",
+    SPI_SHARED: "phone pins that the oled_spi option needs: hogged only while it is off",
     "i2c1": "I2C1 SDA/SCL (ALT0) for &i2c_arm; the board has 1.8k pull-ups",
     "uart0": "UART0 TXD/RXD (ALT0) for &uart0: the serial console",
 }
 
 
+def _hog_fragment(number: int, groups: Sequence[str], node: str, comment: Sequence[str]
+                  ) -> list[str]:
+    return [
+        "",
+        f"\tfragment@{number} {{",
+        *[f"\t\t{line}" for line in comment],
+        "\t\ttarget = <&gpio>;",
+        f"\t\t{node} {{",
+        '\t\t\tpinctrl-names = "default";',
+        *_wrapped("\t\t\tpinctrl-0 = <", [f"&deskphone_{g}" for g in groups], ">;"),
+        "\t\t};",
+        "\t};",
+    ]
+
+
 def render_overlay(pm: PinMap) -> str:
-    """board/deskphone.dts for ``pm``."""
+    """board/deskphone.dts for ``pm``.
+
+    fragment@0 defines every pin group (a group does nothing until a pinctrl-0 names
+    it); fragment@1 is the hog, all the phone's groups. If the map puts phone pins where
+    the oled_spi option needs SPI0 or the display's DC/RST, those sit in their own group
+    (SPI_SHARED) and fragment@2 is the hog without it: oled_spi switches fragment@1 off
+    and fragment@2 on ("!1=2" in __overrides__), then SPI0's fragments on, so no pin is
+    ever asked for by two enabled groups.
+    """
     rs = roles(pm)
-    hogs = [g for g in HOG_GROUPS if _group_roles(rs, g)]
-    ringer = _group_roles(rs, "ringer")
+    hogs = hog_groups(pm)
+    always = [g for g in hogs if g != SPI_SHARED]
+    shared = hogs.get(SPI_SHARED, [])
     i2c = _group_roles(rs, "i2c1")
     uart = _group_roles(rs, "uart0")
     conflicts = spi_conflicts(pm)
     lines = [
         "// deskphone: the phone's header pins.",
         f"// {GENERATED}.",
-        "// Regenerate: python tools/board.py. Build: dtc -@ -I dts -O dtb -o deskphone.dtbo"
-        " deskphone.dts",
+        "// Regenerate: python tools/board.py (a board whose [hardware] section moves pins:",
+        "// python tools/board.py --config phone.toml --out DIR).",
+        "// Build: dtc -@ -I dts -O dtb -o deskphone.dtbo deskphone.dts",
         "// Install: /boot/firmware/overlays/deskphone.dtbo + dtoverlay=deskphone (board/"
         "config.txt).",
         "//",
@@ -325,22 +379,32 @@ def render_overlay(pm: PinMap) -> str:
         "// gpio-keys, no gpio-matrix-keypad, no gpio-leds): a driver would hold the lines",
         "// and lgpio could not claim them (\"GPIO busy\"). It only sets each pin's function",
         "// and pull at boot, through a pinctrl hog on the GPIO controller, so that the",
-        "// inputs read sane and the outputs are off before the phone starts.",
+        "// inputs read sane and the outputs are off before the phone starts. The ringer is",
+        "// one of those outputs: the firmware rings it with lgpio's software PWM, so no PWM",
+        "// block is claimed (and the analogue audio output keeps its own).",
         "//",
         "// compatible \"brcm,bcm2835\" as in every Raspberry Pi overlay: the firmware applies",
         "// it on the BCM2710 (Zero 2 W, 3B+), BCM2711 (4B) and BCM2712 (5) too. The labels",
-        "// used (gpio, pwm, i2c_arm, uart0, spi0, spidev1) are in all four base trees. On a",
-        "// Pi 5, &gpio is RP1's GPIO block, &pwm RP1's pwm0, and pinctrl-rp1 translates the",
-        "// legacy brcm,* properties (GPIO 12/13 ALT0 = pwm0 channel 0/1 there as well).",
+        "// used (gpio, i2c_arm, uart0, spi0, spidev1) are in all four base trees. On a Pi 5,",
+        "// &gpio is RP1's GPIO block and pinctrl-rp1 translates the legacy brcm,* properties.",
         "//",
         "// Parameters (dtoverlay=deskphone,<param>):",
-        "//   oled_spi  SPI0 (CE0 8, MOSI 10, SCLK 11) for an SPI OLED; off by default.",
     ]
-    if conflicts:
-        lines.append("//             With this pin map it collides with (move them first,")
-        lines.append("//             in the phone's [hardware] section):")
-        lines += [f"//               {signal} GPIO {bcm}: {r.function}"
-                  for signal, bcm, r in conflicts]
+    # "\0" keeps a signal and its pin on one line
+    about = "SPI0 for an SPI OLED; off by default. It uses " + _spi_signals("\0") + "."
+    if shared:
+        pins = ", ".join(str(r.bcm) for r in shared)
+        about += (f" It takes the phone's pins there (GPIO {pins}: deskphone_{SPI_SHARED})"
+                  " out of the hog, so that SPI0 can claim them; the parts wired to them stay"
+                  " wired, though: move them first, in the phone's [hardware] section, and"
+                  " regenerate with --config:")
+    elif conflicts:
+        about += " With this pin map it collides with:"
+    lines += [line.replace("\0", " ") for line in
+              textwrap.wrap(about, 88, initial_indent="//   oled_spi  ",
+                            subsequent_indent="//             ")]
+    lines += [f"//               {signal} GPIO {bcm}: {r.function}"
+              for signal, bcm, r in conflicts]
     lines += [
         "//   uart0     UART0 on GPIO 14/15 for the serial console; on by default (=off keeps",
         "//             the PL011 for Bluetooth on a Pi 3/4 without dtoverlay=disable-bt).",
@@ -352,16 +416,16 @@ def render_overlay(pm: PinMap) -> str:
         '\tcompatible = "brcm,bcm2835";',
         "",
         "\tfragment@0 {",
+        "\t\t/* the pin groups: each takes effect only where a pinctrl-0 below names it */",
         "\t\ttarget = <&gpio>;",
         "\t\t__overlay__ {",
-        "\t\t\t/* the hog: the controller applies these groups itself when it probes */",
-        '\t\t\tpinctrl-names = "default";',
-        *_wrapped("\t\t\tpinctrl-0 = <", [f"&deskphone_{g}" for g in hogs], ">;"),
-        "",
     ]
-    for g in hogs:
-        lines += _pin_group(g, _group_roles(rs, g), _GROUP_COMMENTS[g]) + [""]
-    for g, members in (("ringer", ringer), ("i2c1", i2c), ("uart0", uart)):
+    for g, members in hogs.items():
+        comment = _GROUP_COMMENTS[g]
+        if g == SPI_SHARED:
+            comment += f" ({_spi_signals()})"
+        lines += _pin_group(g, members, comment) + [""]
+    for g, members in (("i2c1", i2c), ("uart0", uart)):
         if members:
             lines += _pin_group(g, members, _GROUP_COMMENTS[g]) + [""]
     spi_comment = "SPI0 for an SPI OLED (parameter oled_spi): CE0 as a GPIO chip select"
@@ -375,21 +439,20 @@ def render_overlay(pm: PinMap) -> str:
         "\t\t};",
         "\t};",
     ]
-    fragment = 1
-    if ringer:
-        lines += [
-            "",
-            f"\tfragment@{fragment} {{",
-            "\t\t/* the PWM block for the ringer (dtoverlay=pwm,pin=12,func=4 does the same;",
-            "\t\t * the onboard analogue audio uses it too: config.txt sets audio=off) */",
-            "\t\ttarget = <&pwm>;",
-            "\t\t__overlay__ {",
-            '\t\t\tpinctrl-names = "default";',
-            "\t\t\tpinctrl-0 = <&deskphone_ringer>;",
-            '\t\t\tstatus = "okay";',
-            "\t\t};",
-            "\t};",
-        ]
+    toggles = ""
+    hog_comment = ["/* the hog: the controller applies these groups itself when it probes */"]
+    if shared:
+        toggles += "!1"
+        hog_comment = ["/* the hog: the controller applies these groups itself when it probes",
+                       " * (oled_spi switches it off" + (", and fragment@2 on)" if always
+                                                         else ")") + " */"]
+    lines += _hog_fragment(1, list(hogs), "__overlay__", hog_comment)
+    fragment = 2
+    if shared and always:
+        lines += _hog_fragment(fragment, always, "__dormant__", [
+            f"/* the hog with oled_spi on: the same without deskphone_{SPI_SHARED}, whose",
+            " * pins SPI0 takes */"])
+        toggles += f"={fragment}"
         fragment += 1
     if i2c:
         lines += [
@@ -425,9 +488,11 @@ def render_overlay(pm: PinMap) -> str:
         ]
         fragment += 1
     spi_fragment = fragment
+    toggles += f"={spi_fragment}={spi_fragment + 1}"
     lines += [
         "",
         f"\tfragment@{spi_fragment} {{",
+        "\t\t/* SPI0 for an SPI OLED (parameter oled_spi) */",
         "\t\ttarget = <&spi0>;",
         "\t\t__dormant__ {",
         '\t\t\tpinctrl-names = "default";',
@@ -446,7 +511,9 @@ def render_overlay(pm: PinMap) -> str:
         "\t};",
         "",
         "\t__overrides__ {",
-        f'\t\toled_spi = <0>,"={spi_fragment}={spi_fragment + 1}";',
+        "\t\t/* =N: fragment N on when the parameter is true, off when false; !N: the",
+        "\t\t * reverse (a parameter not given leaves the fragments as they are) */",
+        f'\t\toled_spi = <0>,"{toggles}";',
     ]
     if uart_fragment is not None:
         lines.append(f'\t\tuart0 = <0>,"={uart_fragment}";')
@@ -477,7 +544,7 @@ def _early_gpio(rs: Sequence[Role]) -> list[tuple[str, list[Role]]]:
     """config.txt gpio= settings: the state each phone pin should have before Linux."""
     settings: dict[str, list[Role]] = {}
     for r in rs:
-        if r.group in HOG_GROUPS or r.group == "ringer":
+        if r.group in HOG_GROUPS:
             if r.fsel == FSEL_IN:
                 setting = "ip,pu" if r.pull_code == PULL_UP else "ip,pd"
             else:
@@ -489,7 +556,6 @@ def _early_gpio(rs: Sequence[Role]) -> list[tuple[str, list[Role]]]:
 def render_config_txt(pm: PinMap) -> str:
     """board/config.txt: the lines appended to the image's config.txt."""
     rs = roles(pm)
-    pwm = _group_roles(rs, "ringer")
     oled = [r for r in rs if r.part == "oled"]
     lines = [
         f"# deskphone: {GENERATED}.",
@@ -510,11 +576,10 @@ def render_config_txt(pm: PinMap) -> str:
             "dtparam=i2c_arm_baudrate=400000",
             "",
         ]
-    if pwm:
+    if pm.ringer_kind == "pwm":
         lines += [
-            f"# The ringer's PWM on GPIO {pwm[0].bcm} uses the PWM block that the onboard",
-            "# analogue audio output uses: audio goes through USB or an I2S HAT instead.",
-            "dtparam=audio=off",
+            f"# No dtparam=audio=off: the ringer on GPIO {pm.ringer} is the firmware's software",
+            "# PWM on a plain GPIO, so the overlay takes no PWM block from the analogue audio.",
             "",
         ]
     lines += [
@@ -546,8 +611,9 @@ def render_config_txt(pm: PinMap) -> str:
         lines.append(f"gpio={_pin_list(r.bcm for r in members)}={setting}")
     lines += [
         "",
-        "# Function and pull of every phone pin, PWM0, I2C1 and UART0 (board/deskphone.dts).",
-        "# An SPI OLED: dtoverlay=deskphone,oled_spi (after moving the pins it needs).",
+        "# Function and pull of every phone pin, I2C1 and UART0 (board/deskphone.dts).",
+        "# An SPI OLED: dtoverlay=deskphone,oled_spi, from a board generated with the pins",
+        "# it needs moved (board/README.md, The overlay).",
         "dtoverlay=deskphone",
         "",
         "# An I2S codec HAT instead of a USB handset: the WM8960 (board/README.md, Audio).",
@@ -780,21 +846,43 @@ def _readme_bom(pm: PinMap) -> list[str]:
 
 def _readme_spi(pm: PinMap) -> list[str]:
     conflicts = spi_conflicts(pm)
+    shared = hog_groups(pm).get(SPI_SHARED, [])
     lines = [f"An SPI OLED uses SPI0 CE0 (GPIO {SPI0_DISPLAY['CE0']}), MOSI "
              f"(GPIO {SPI0_DISPLAY['MOSI']}) and SCLK (GPIO {SPI0_DISPLAY['SCLK']}), plus DC "
              f"(GPIO {SPI_GPIO_DC}) and RST (GPIO {SPI_GPIO_RST}) that luma.oled drives "
              "(firmware/deskphone/hw/display.py). "]
     if conflicts:
         lines[0] += "With this pin map they collide with:"
-        lines += [""] + [f"- {signal} on GPIO {bcm}: `{r.function}`" for signal, bcm, r
-                         in conflicts]
-        lines += ["", "Move those in the phone's `[hardware]` section, generate that board's "
-                  "files (`python tools/board.py --config phone.toml --out myboard/`), then "
-                  "load "
-                  "`dtoverlay=deskphone,oled_spi` and set `display_interface = \"spi\"`."]
+        lines += [""] + [f"- {signal} on GPIO {bcm}: `{r.function}`"
+                         + (" (reserved, not set by the overlay: a clash only if the part it "
+                            "is kept for is fitted)" if r.group is None else "")
+                         for signal, bcm, r in conflicts]
     else:
-        lines[0] += ("This pin map leaves them free: load `dtoverlay=deskphone,oled_spi` and "
-                     "set `display_interface = \"spi\"`.")
+        lines[0] += "This pin map leaves them free."
+    if shared:
+        pins = ", ".join(str(r.bcm) for r in shared)
+        lines += ["", f"`oled_spi` takes the phone's pins among them (GPIO {pins}, the "
+                  f"`deskphone_{SPI_SHARED}` group) out of the overlay's pin settings, so "
+                  "that SPI0 can claim them; but the parts wired there would still share "
+                  "the display's wires. So with this pin map the SPI display needs those "
+                  "pins moved in the phone's `[hardware]` section first, and the overlay "
+                  "regenerated for that board:"]
+    elif conflicts:
+        lines += ["", "Move what you can in the phone's `[hardware]` section, then generate "
+                  "that board's own files:"]
+    else:
+        lines += ["", "Load `dtoverlay=deskphone,oled_spi` and set `display_interface = "
+                  "\"spi\"` in `[hardware]`."]
+        return lines
+    lines += ["", "```sh",
+              "python tools/board.py --config phone.toml --out myboard/",
+              "python tools/board.py --out myboard/ --dtbo myboard/deskphone.dtbo",
+              "```", "",
+              "On the phone, copy `myboard/deskphone.dtbo` over "
+              "`/boot/firmware/overlays/deskphone.dtbo`, change `dtoverlay=deskphone` in "
+              "`/boot/firmware/config.txt` to "
+              "`dtoverlay=deskphone,oled_spi` and set `display_interface = \"spi\"` in "
+              "`[hardware]`."]
     return lines
 
 

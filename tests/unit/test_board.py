@@ -1,23 +1,32 @@
 """board/ is generated from the firmware's pin map (tools/board.py): the overlay compiles
-with dtc and sets exactly the pins PinMap names, and the committed files are up to date.
+with dtc and sets exactly the pins PinMap names, no pin is asked for by two pin groups that
+can be enabled together (whatever the overlay's parameters), and the committed files are up
+to date.
 
-The expected pin settings are worked out here from PinMap's fields, not from board.py's
-own tables, so a slip in the generator shows up as a difference.
+The expected pin settings are worked out here from PinMap's fields and the display's SPI
+wiring, not from board.py's own tables, so a slip in the generator shows up as a
+difference. The overlay's parameters are applied here as the Pi's firmware loader applies
+them (fdtoverlay knows nothing of __overrides__): a "<0>,"..." override toggles fragments
+("+N" on, "-N" off, "=N" on when the value is true, "!N" on when it is false), which is
+renaming __dormant__ to __overlay__ or back.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from tools_loader import load_tool
 
+from deskphone.hw.display import SPI_GPIO_DC, SPI_GPIO_RST
 from deskphone.hw.pins import PinMap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +35,15 @@ BOARD_DIR = ROOT / "board"
 
 IN, OUT, ALT0 = 0, 1, 4
 NONE, DOWN, UP = 0, 1, 2
+
+SPI0_MUXED = {8, 10, 11}  # CE0 (a GPIO chip select), MOSI, SCLK: one CS, no MISO
+SPI_OPTION = SPI0_MUXED | {SPI_GPIO_DC} | ({SPI_GPIO_RST} - {None})
+"""Every pin an SPI display takes: SPI0 as oled_spi muxes it, and luma.oled's DC/RST."""
+
+SPI_READY = PinMap(  # the SPI display's pins left free: no I2S HAT, rows and a key moved
+    keypad_rows=(9, 16, 18, 20), function_keys={"redial": 5, "hold": 6, "mute": 7,
+                                                "speaker": 21},
+    reserved={"hat_id_sd": 0, "hat_id_sc": 1, "uart_txd": 14, "uart_rxd": 15})
 
 
 board = load_tool("board", "deskphone_tools_board")
@@ -42,10 +60,10 @@ def _tool(name: str) -> str:
     return path
 
 
-def _compile(dts_text: str, tmp_path: Path) -> Path:
-    dts = tmp_path / "deskphone.dts"
+def _compile(dts_text: str, tmp_path: Path, name: str = "deskphone") -> Path:
+    dts = tmp_path / f"{name}.dts"
     dts.write_text(dts_text, encoding="utf-8")
-    out = tmp_path / "deskphone.dtbo"
+    out = tmp_path / f"{name}.dtbo"
     result = subprocess.run([_tool("dtc"), "-@", "-I", "dts", "-O", "dtb", "-o", str(out),
                              str(dts)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
@@ -57,7 +75,7 @@ def _compile(dts_text: str, tmp_path: Path) -> Path:
 
 
 class Dtbo:
-    """A compiled overlay read back with fdtget."""
+    """A compiled overlay (or merged tree) read back with fdtget."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -81,22 +99,82 @@ class Dtbo:
     def props(self, node: str) -> list[str]:
         return self._get("-p", str(self.path), node).split()
 
+    def fragments(self) -> dict[int, tuple[str, str]]:
+        """fragment number -> (the base-tree label it targets, "__overlay__" or
+        "__dormant__"), from __fixups__ and the fragment's one subnode."""
+        out = {}
+        for label in self.props("/__fixups__"):
+            for number in re.findall(r"/fragment@(\d+):target:0", self.string("/__fixups__",
+                                                                              label)):
+                (node,) = self.subnodes(f"/fragment@{number}")
+                out[int(number)] = (label, node)
+        assert sorted(out) == list(range(len(out))), out
+        return out
+
+    def targets(self, label: str) -> list[int]:
+        return sorted(n for n, (t, _) in self.fragments().items() if t == label)
+
     def target(self, label: str) -> str:
-        """The fragment whose target is the base tree's ``label`` (from __fixups__)."""
-        fixup = self.string("/__fixups__", label)
-        fragments = re.findall(r"(/fragment@\d+):target:0", fixup)
-        assert len(fragments) == 1, fixup
-        return fragments[0]
+        """The one fragment whose target is the base tree's ``label``."""
+        (number,) = self.targets(label)
+        return f"/fragment@{number}"
+
+    def toggles(self, param: str) -> list[tuple[str, int]]:
+        """A fragment-toggling parameter's operations: [("!", 1), ("=", 2), ...]."""
+        value = self.string("/__overrides__", param).lstrip("\0")  # after the <0> cell
+        assert re.fullmatch(r"(?:[-+=!]\d+)+", value), value
+        return [(op, int(n)) for op, n in re.findall(r"([-+=!])(\d+)", value)]
+
+    def enabled(self, params: Mapping[str, bool]) -> set[int]:
+        """The fragments the firmware merges with ``params`` given (absent: not given)."""
+        on = {n for n, (_, node) in self.fragments().items() if node == "__overlay__"}
+        for param, value in params.items():
+            for op, n in self.toggles(param):
+                if op == "+" or (op == "=" and value) or (op == "!" and not value):
+                    on.add(n)
+                else:
+                    on.discard(n)
+        return on
 
     def groups(self) -> dict[str, dict[str, list[int]]]:
-        """Every pin group of the &gpio fragment: name -> pins, function, pull, phandle."""
-        gpio = self.target("gpio") + "/__overlay__"
+        """Every pin group the &gpio fragments define: name -> pins, function, pull,
+        phandle."""
         out = {}
-        for name in self.subnodes(gpio):
-            node = f"{gpio}/{name}"
-            out[name] = {p: self.ints(node, p) for p in
-                         ("brcm,pins", "brcm,function", "brcm,pull", "phandle")}
+        for number in self.targets("gpio"):
+            (body,) = self.subnodes(f"/fragment@{number}")
+            for name in self.subnodes(f"/fragment@{number}/{body}"):
+                node = f"/fragment@{number}/{body}/{name}"
+                out[name] = {p: self.ints(node, p) for p in
+                             ("brcm,pins", "brcm,function", "brcm,pull", "phandle")}
         return out
+
+    def pinctrl(self, params: Mapping[str, bool]) -> dict[str, list[str]]:
+        """label -> the pin groups its pinctrl-0 names, over the fragments enabled with
+        ``params``; at most one enabled fragment may set a label's pinctrl-0 (a second
+        would silently replace the first)."""
+        by_phandle = {g["phandle"][0]: name for name, g in self.groups().items()}
+        frags = self.fragments()
+        out: dict[str, list[str]] = {}
+        for number in sorted(self.enabled(params)):
+            label, body = frags[number]
+            node = f"/fragment@{number}/{body}"
+            if "pinctrl-0" in self.props(node):
+                assert label not in out, f"two enabled fragments set {label}'s pinctrl-0"
+                out[label] = [by_phandle[p] for p in self.ints(node, "pinctrl-0")]
+        return out
+
+    def hog(self, params: Mapping[str, bool] | None = None) -> list[str]:
+        """The pin groups the GPIO controller hogs with ``params``."""
+        return self.pinctrl(params or {})["gpio"]
+
+    def cs_gpios(self, params: Mapping[str, bool]) -> list[int]:
+        """The chip-select GPIOs SPI0 requests with ``params`` (none while it is off)."""
+        (number,) = self.targets("spi0")
+        if number not in self.enabled(params):
+            return []
+        (body,) = self.subnodes(f"/fragment@{number}")
+        cells = self.ints(f"/fragment@{number}/{body}", "cs-gpios")
+        return cells[1::3]  # <&gpio pin flags> each
 
 
 def _pin_settings(groups: dict[str, dict[str, list[int]]],
@@ -124,7 +202,7 @@ def _expected_phone_pins(pm: PinMap) -> dict[int, tuple[int, int]]:
     want.update({p: (IN, UP) for p in pm.function_keys.values()})
     want.update({p: (OUT, DOWN) for p in pm.leds.values()})
     want[pm.relay] = (IN, UP) if pm.relay_active_low else (OUT, DOWN)
-    want[pm.ringer] = (ALT0, DOWN) if pm.ringer in (12, 13) else (OUT, DOWN)
+    want[pm.ringer] = (OUT, DOWN)  # lgpio software PWM: a plain output, held low
     return want
 
 
@@ -166,28 +244,22 @@ def test_committed_overlay_compiles(default_dtbo: Dtbo) -> None:
 
 
 def test_overlay_pins_equal_the_pin_map(default_dtbo: Dtbo) -> None:
-    pm = PinMap()
     groups = default_dtbo.groups()
-    gpio = default_dtbo.target("gpio") + "/__overlay__"
-    hogged = set(default_dtbo.ints(gpio, "pinctrl-0"))
-    phone = [n for n, g in groups.items() if g["phandle"][0] in hogged]
-    ringer = default_dtbo.ints(default_dtbo.target("pwm") + "/__overlay__", "pinctrl-0")
-    phone += [n for n, g in groups.items() if g["phandle"] == ringer]
-    assert _pin_settings(groups, phone) == _expected_phone_pins(pm)
+    assert _pin_settings(groups, default_dtbo.hog()) == _expected_phone_pins(PinMap())
 
 
 def test_overlay_binds_no_driver_to_the_phone_pins(default_dtbo: Dtbo) -> None:
-    # only the GPIO controller, PWM, I2C1, UART0 and the SPI option are touched: no node
-    # of its own (gpio-keys, matrix-keypad) and no "gpios" property anywhere
+    # only the GPIO controller, I2C1, UART0 and the SPI option are touched: no node of
+    # its own (gpio-keys, matrix-keypad), no "gpios" property anywhere, and no PWM block
     fragments = [n for n in default_dtbo.subnodes("/") if n.startswith("fragment@")]
     targets = sorted(default_dtbo.props("/__fixups__"))
-    assert targets == ["gpio", "i2c_arm", "pwm", "spi0", "spidev1", "uart0"]
-    assert len(fragments) == 6
+    assert targets == ["gpio", "i2c_arm", "spi0", "spidev1", "uart0"]
+    assert len(fragments) == len(default_dtbo.fragments()) == 7
     for fragment in fragments:
         assert "target-path" not in default_dtbo.props(f"/{fragment}")
 
 
-def test_overlay_enables_i2c1_uart0_and_pwm(default_dtbo: Dtbo) -> None:
+def test_overlay_enables_i2c1_and_uart0(default_dtbo: Dtbo) -> None:
     groups = default_dtbo.groups()
     by_phandle = {g["phandle"][0]: g for g in groups.values()}
 
@@ -201,17 +273,85 @@ def test_overlay_enables_i2c1_uart0_and_pwm(default_dtbo: Dtbo) -> None:
     assert pins["brcm,pins"] == [2, 3] and pins["brcm,function"] == [ALT0]
     _, pins = interface("uart0")
     assert pins["brcm,pins"] == [14, 15] and pins["brcm,function"] == [ALT0]
-    _, pins = interface("pwm")
-    assert pins["brcm,pins"] == [12] and pins["brcm,function"] == [ALT0]
 
 
 def test_spi_is_a_parameter_off_by_default(default_dtbo: Dtbo) -> None:
     spi = default_dtbo.target("spi0")
     assert default_dtbo.subnodes(spi) == ["__dormant__"]
-    number = spi.rpartition("@")[2]
-    assert default_dtbo.string("/__overrides__", "oled_spi").endswith(f"={number}="
-                                                                       f"{int(number) + 1}")
-    assert default_dtbo.ints(f"{spi}/__dormant__", "cs-gpios")[1:] == [8, 1]
+    assert int(spi.rpartition("@")[2]) not in default_dtbo.enabled({})
+    assert default_dtbo.cs_gpios({"oled_spi": True}) == [8]
+    assert "spi0" not in default_dtbo.pinctrl({})
+
+
+PARAMS = [{k: v for k, v in zip(("oled_spi", "uart0"), values, strict=True) if v is not None}
+          for values in itertools.product((None, True, False), repeat=2)]
+"""Every way config.txt can give the overlay's parameters (None: not given)."""
+
+
+@pytest.mark.parametrize("pm", [PinMap(), SPI_READY, PinMap(ringer_kind="relay"),
+                                PinMap(hook=13)],
+                         ids=["default", "spi-ready", "relay", "hook-on-dc"])
+def test_no_gpio_in_two_pin_groups_enabled_together(pm: PinMap, tmp_path: Path) -> None:
+    dtbo = Dtbo(_compile(board.render_overlay(pm), tmp_path))
+    groups = dtbo.groups()
+    for params in PARAMS:
+        owners: dict[int, str] = {}
+        for label, names in dtbo.pinctrl(params).items():
+            pins = [p for name in names for p in groups[name]["brcm,pins"]]
+            if label == "spi0":
+                pins += [p for p in dtbo.cs_gpios(params) if p not in pins]
+            assert len(pins) == len(set(pins)), (params, label, names)
+            for pin in pins:
+                assert pin not in owners, (f"GPIO {pin} is claimed by {owners[pin]} and "
+                                           f"{label} with {params}")
+                owners[pin] = label
+        hogged = set(_pin_settings(groups, dtbo.hog(params)))
+        if params.get("oled_spi"):  # nothing else on SPI0's pins, the display's DC/RST
+            assert hogged.isdisjoint(SPI_OPTION), params
+            assert set(_pin_settings(groups, dtbo.pinctrl(params)["spi0"])) == SPI0_MUXED
+        else:  # every phone pin set up at boot
+            assert _pin_settings(groups, dtbo.hog(params)) == _expected_phone_pins(pm)
+            assert "spi0" not in dtbo.pinctrl(params)
+
+
+def test_oled_spi_swaps_the_hog_for_one_without_the_spi_pins(default_dtbo: Dtbo) -> None:
+    pm = PinMap()
+    groups = default_dtbo.groups()
+    frags = default_dtbo.fragments()
+    shared = set(_expected_phone_pins(pm)) & SPI_OPTION
+    assert shared == {8, 10, 11}  # F-key speaker, keypad rows 2 and 3
+    # their own group, hogged by default and left out of the hog oled_spi swaps in
+    assert set(groups["deskphone_spi_shared"]["brcm,pins"]) == shared
+    gpio = default_dtbo.targets("gpio")
+    assert [frags[n][1] for n in gpio] == ["__overlay__", "__overlay__", "__dormant__"]
+    groups_only, hog_off, hog_on = gpio
+    assert "pinctrl-0" not in default_dtbo.props(f"/fragment@{groups_only}/__overlay__")
+    (spi,), (spidev1,) = default_dtbo.targets("spi0"), default_dtbo.targets("spidev1")
+    assert default_dtbo.toggles("oled_spi") == [("!", hog_off), ("=", hog_on), ("=", spi),
+                                                ("=", spidev1)]
+    on, off = default_dtbo.enabled({"oled_spi": True}), default_dtbo.enabled({})
+    assert {hog_on, spi, spidev1} <= on and hog_off not in on
+    assert hog_off in off and off.isdisjoint({hog_on, spi, spidev1})
+    assert default_dtbo.enabled({"oled_spi": False}) == off
+    assert "deskphone_spi_shared" in default_dtbo.hog()
+    assert default_dtbo.hog({"oled_spi": True}) == [g for g in default_dtbo.hog()
+                                                    if g != "deskphone_spi_shared"]
+    dts = (BOARD_DIR / "deskphone.dts").read_text(encoding="utf-8")
+    readme = (BOARD_DIR / "README.md").read_text(encoding="utf-8")
+    for doc in (dts, readme):  # the collisions are named, and the way to move them
+        assert "function_keys.speaker" in doc and "keypad_rows[2]" in doc
+        assert "--config phone.toml --out" in doc
+
+
+def test_a_map_that_frees_the_spi_pins_hogs_the_same_either_way(tmp_path: Path) -> None:
+    assert set(_expected_phone_pins(SPI_READY)).isdisjoint(SPI_OPTION)
+    dtbo = Dtbo(_compile(board.render_overlay(SPI_READY), tmp_path))
+    assert "deskphone_spi_shared" not in dtbo.groups()
+    (spi,), (spidev1,) = dtbo.targets("spi0"), dtbo.targets("spidev1")
+    assert dtbo.toggles("oled_spi") == [("=", spi), ("=", spidev1)]
+    assert dtbo.hog({"oled_spi": True}) == dtbo.hog()
+    readme = board.render_readme(SPI_READY, (BOARD_DIR / "README.md").read_text("utf-8"))
+    assert "This pin map leaves them free" in readme
 
 
 BASE_DTS = """/dts-v1/;
@@ -233,7 +373,35 @@ BASE_DTS = """/dts-v1/;
 """
 
 
-def test_overlay_applies_to_a_base_tree(default_dtbo: Dtbo, tmp_path: Path) -> None:
+def _with_params(dtbo: Dtbo, params: Mapping[str, bool], tmp_path: Path) -> Path:
+    """The overlay as the firmware loader has it after applying ``params``: each
+    fragment's __overlay__/__dormant__ node renamed, and so the paths to it in
+    __local_fixups__ (a mirror of the tree), __fixups__ and __symbols__."""
+    enabled = dtbo.enabled(params)
+    text = subprocess.run([_tool("dtc"), "-I", "dtb", "-O", "dts", str(dtbo.path)],
+                          capture_output=True, text=True, check=True).stdout
+    for match in reversed(list(re.finditer(r"\bfragment@(\d+) \{", text))):
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        body = "__overlay__" if int(match[1]) in enabled else "__dormant__"
+        block = re.sub(r"\b(__overlay__|__dormant__) \{", f"{body} {{",
+                       text[match.end():end], count=1)
+        text = text[:match.end()] + block + text[end:]
+    text = re.sub(r"/fragment@(\d+)/(?:__overlay__|__dormant__)\b",
+                  lambda m: f"/fragment@{m[1]}/"
+                            + ("__overlay__" if int(m[1]) in enabled else "__dormant__"), text)
+    source = tmp_path / "applied.dts"
+    source.write_text(text, encoding="utf-8")
+    out = tmp_path / "applied.dtbo"
+    subprocess.run([_tool("dtc"), "-I", "dts", "-O", "dtb", "-o", str(out), str(source)],
+                   check=True, capture_output=True)
+    return out
+
+
+def _merge(overlay: Path, tmp_path: Path) -> Dtbo:
     # a stand-in for the Pi's base tree with the labels the overlay targets (a real one
     # is built from raspberrypi/linux); fdtoverlay resolves the fixups as the firmware does
     base = tmp_path / "base.dts"
@@ -242,55 +410,97 @@ def test_overlay_applies_to_a_base_tree(default_dtbo: Dtbo, tmp_path: Path) -> N
                     str(base)], check=True, capture_output=True)
     merged = tmp_path / "merged.dtb"
     result = subprocess.run([_tool("fdtoverlay"), "-i", str(tmp_path / "b.dtb"), "-o",
-                             str(merged), str(default_dtbo.path)],
+                             str(merged), str(overlay)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    tree = Dtbo(merged)
+    return Dtbo(merged)
+
+
+def _merged_pins(tree: Dtbo, node: str) -> set[int]:
+    """The pins of the groups ``node``'s pinctrl-0 names, in a merged tree."""
+    gpio = "/gpio@7e200000"
+    by_phandle = {tree.ints(f"{gpio}/{g}", "phandle")[0]: g for g in tree.subnodes(gpio)}
+    return {p for ph in tree.ints(node, "pinctrl-0")
+            for p in tree.ints(f"{gpio}/{by_phandle[ph]}", "brcm,pins")}
+
+
+def test_overlay_applies_to_a_base_tree(default_dtbo: Dtbo, tmp_path: Path) -> None:
+    tree = _merge(default_dtbo.path, tmp_path)
     assert "deskphone_hook" in tree.subnodes("/gpio@7e200000")
     assert tree.ints("/gpio@7e200000/deskphone_hook", "brcm,pins") == [PinMap().hook]
+    assert _merged_pins(tree, "/gpio@7e200000") == set(_expected_phone_pins(PinMap()))
     assert tree.string("/i2c@7e804000", "status") == "okay"
     assert tree.ints("/i2c@7e804000", "clock-frequency") == [400000]
-    assert tree.string("/pwm@7e20c000", "status") == "okay"
+    assert tree.string("/pwm@7e20c000", "status") == "disabled"  # no hardware PWM
     assert tree.string("/spi@7e204000", "status") == "disabled"  # oled_spi is off
 
 
+@pytest.mark.parametrize("value", [True, False])
+def test_oled_spi_applied_to_a_base_tree(default_dtbo: Dtbo, tmp_path: Path,
+                                         value: bool) -> None:
+    tree = _merge(_with_params(default_dtbo, {"oled_spi": value}, tmp_path), tmp_path)
+    hogged = _merged_pins(tree, "/gpio@7e200000")
+    phone = set(_expected_phone_pins(PinMap()))
+    if not value:
+        assert hogged == phone
+        assert tree.string("/spi@7e204000", "status") == "disabled"
+        return
+    spi = "/spi@7e204000"
+    assert tree.string(spi, "status") == "okay"
+    assert tree.string(f"{spi}/spidev@1", "status") == "disabled"  # one chip select
+    assert _merged_pins(tree, spi) == SPI0_MUXED
+    cs = tree.ints(spi, "cs-gpios")[1::3]
+    assert cs == [8]
+    # spi0's pins, its chip select and the display's DC/RST are claimed by nothing else;
+    # the rest of the phone keeps its pin settings
+    assert hogged.isdisjoint(SPI0_MUXED | set(cs) | SPI_OPTION)
+    assert hogged == phone - SPI_OPTION
+
+
 def test_a_moved_hook_moves_in_the_overlay(tmp_path: Path) -> None:
-    pm = PinMap(hook=13)
+    pm = PinMap(hook=5, function_keys={"redial": 4, "hold": 6, "mute": 7, "speaker": 8})
     dtbo = Dtbo(_compile(board.render_overlay(pm), tmp_path))
     groups = dtbo.groups()
-    assert groups["deskphone_hook"]["brcm,pins"] == [13]
-    hogged = set(dtbo.ints(dtbo.target("gpio") + "/__overlay__", "pinctrl-0"))
-    settings = _pin_settings(groups, [n for n, g in groups.items()
-                                      if g["phandle"][0] in hogged])
-    assert settings[13] == (IN, UP)
-    assert 4 not in settings
+    assert groups["deskphone_hook"]["brcm,pins"] == [5]
+    settings = _pin_settings(groups, dtbo.hog())
+    assert settings[5] == (IN, UP) and settings[4] == (IN, UP)  # hook and redial swapped
+    assert settings == _expected_phone_pins(pm)
+
+
+def test_a_hook_on_the_displays_dc_pin_leaves_the_hog_with_oled_spi(tmp_path: Path) -> None:
+    pm = PinMap(hook=SPI_GPIO_DC)
+    dtbo = Dtbo(_compile(board.render_overlay(pm), tmp_path))
+    groups = dtbo.groups()
+    assert "deskphone_hook" not in groups  # its one pin is in the SPI-shared group
+    assert SPI_GPIO_DC in groups["deskphone_spi_shared"]["brcm,pins"]
+    assert _pin_settings(groups, dtbo.hog())[SPI_GPIO_DC] == (IN, UP)
+    assert SPI_GPIO_DC not in _pin_settings(groups, dtbo.hog({"oled_spi": True}))
 
 
 def test_relay_ringer_and_active_low_relay(tmp_path: Path) -> None:
     pm = PinMap(ringer_kind="relay", relay_active_low=True)
     dtbo = Dtbo(_compile(board.render_overlay(pm), tmp_path))
-    assert "pwm" not in dtbo.props("/__fixups__")  # no PWM block without a PWM ringer
-    groups = dtbo.groups()
-    hogged = set(dtbo.ints(dtbo.target("gpio") + "/__overlay__", "pinctrl-0"))
-    settings = _pin_settings(groups, [n for n, g in groups.items()
-                                      if g["phandle"][0] in hogged])
+    settings = _pin_settings(dtbo.groups(), dtbo.hog())
     want = _expected_phone_pins(pm)
     want[pm.ringer] = (OUT, DOWN)  # idle: kept low
     assert settings == want
     assert settings[pm.relay] == (IN, UP)  # an active-low relay stays off until driven
 
 
-def test_the_ringer_gets_hardware_pwm_only_where_the_pin_has_it(tmp_path: Path) -> None:
-    dtbo = Dtbo(_compile(board.render_overlay(PinMap(ringer=13)), tmp_path))  # PWM1
-    pwm = dtbo.ints(dtbo.target("pwm") + "/__overlay__", "pinctrl-0")
-    ringer = [g for g in dtbo.groups().values() if g["phandle"] == pwm]
-    assert ringer[0]["brcm,pins"] == [13] and ringer[0]["brcm,function"] == [ALT0]
-
-    pm = PinMap(ringer=4, hook=13)  # GPIO 4 has no PWM: software PWM on an output
+@pytest.mark.parametrize("ringer", [12, 13, 4])  # PWM0, PWM1 and a pin without PWM
+def test_the_ringer_is_a_plain_output_and_claims_no_pwm(tmp_path: Path, ringer: int) -> None:
+    # the firmware rings with lgpio software PWM (deskphone.hw.ringer): hardware PWM
+    # muxed on the pin would be a second owner and take the analogue audio's PWM block
+    pm = PinMap(ringer=ringer, hook=12 if ringer == 4 else 4)
     dtbo = Dtbo(_compile(board.render_overlay(pm), tmp_path))
     assert "pwm" not in dtbo.props("/__fixups__")
-    assert 4 in dtbo.groups()["deskphone_outputs"]["brcm,pins"]
-    assert "dtparam=audio=off" not in board.render_config_txt(pm)
+    groups = dtbo.groups()
+    group = "deskphone_spi_shared" if ringer in SPI_OPTION else "deskphone_outputs"
+    assert ringer in groups[group]["brcm,pins"]
+    assert _pin_settings(groups, dtbo.hog())[ringer] == (OUT, DOWN)
+    settings = [s for s in board.render_config_txt(pm).splitlines()
+                if s and not s.startswith("#")]
+    assert not any(s.startswith("dtparam=audio") for s in settings)
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -316,7 +526,7 @@ def test_generate_then_check_for_a_board_of_ones_own(tmp_path: Path) -> None:
     config.write_text("[hardware]\nhook = 13\nrelay_active_low = true\n", encoding="utf-8")
     out = tmp_path / "myboard"
     assert board.main(["--config", str(config), "--out", str(out)]) == 0
-    assert "deskphone_hook" in (out / "deskphone.dts").read_text(encoding="utf-8")
+    assert "GPIO13 = pin 33: hook" in (out / "deskphone.dts").read_text(encoding="utf-8")
     assert board.main(["--config", str(config), "--out", str(out), "--check"]) == 0
     assert board.main(["--out", str(out), "--check"]) == 1  # the default map differs
 
@@ -381,13 +591,15 @@ def test_config_txt_has_the_lines_that_enable_it_all() -> None:
     settings = [line for line in lines if line and not line.startswith("#")]
     assert settings[:2] == ["[all]", "dtoverlay="]  # self-contained when appended
     for wanted in ("dtparam=i2c_arm=on", "dtparam=i2c_arm_baudrate=400000", "enable_uart=1",
-                   "dtparam=audio=off", "dtoverlay=deskphone", "dtoverlay=disable-bt",
+                   "dtoverlay=deskphone", "dtoverlay=disable-bt",
                    "dtparam=uart0_console"):
         assert wanted in settings
     # base-tree dtparams come before any overlay, whose scope would capture them
     first_overlay = next(i for i, s in enumerate(settings)
                          if s.startswith("dtoverlay=") and s != "dtoverlay=")
-    assert all(not s.startswith("dtparam=i2c") and s != "dtparam=audio=off"
+    # no audio=off: nothing claims the PWM block the analogue audio output uses
+    assert not any(s.startswith("dtparam=audio") for s in settings)
+    assert all(not s.startswith("dtparam=i2c")
                for s in settings[first_overlay:])
     # every phone pin gets its boot state before Linux too
     early: set[int] = set()

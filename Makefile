@@ -80,9 +80,16 @@ bench: venv $(VENV)/.stamp-bench ## every benchmark in bench/, printing its figu
 	  [ $${#files[@]} -gt 0 ] || { echo "no bench/*.py to run"; exit 0; }; \
 	  for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f" || exit 1; done
 
-board: venv ## regenerate the overlay and wiring docs in board/ from the pin map; compile it
+BOARD_OUT ?= build/board
+
+board: venv ## regenerate board/ from the pin map, compile it (CONFIG=phone.toml: into BOARD_OUT)
+ifeq ($(CONFIG),)
 	cd $(REPO) && $(PY) tools/board.py && mkdir -p build && \
 	  $(PY) tools/board.py --dtbo build/deskphone.dtbo
+else
+	cd $(REPO) && $(PY) tools/board.py --config "$(CONFIG)" --out "$(BOARD_OUT)" && \
+	  $(PY) tools/board.py --out "$(BOARD_OUT)" --dtbo "$(BOARD_OUT)/deskphone.dtbo"
+endif
 
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' $(REPO)/firmware/deskphone/__init__.py)
 BUNDLE ?= $(REPO)/dist/deskphone-bundle-$(VERSION).tar.gz

@@ -7,17 +7,23 @@
 
 Theory of operation. Everything that can be checked is checked before the first byte is
 written: the image (exists; its SHA-256 when given; its size, from the .xz index for a
-compressed one), the target (not the system's disk, nothing mounted or stacked on it,
+compressed one), the target (not the system's disk, nothing mounted or stacked on it, not a
+loop device over either, not a file a loop device is attached to, not a missing /dev name,
 writable, big enough), and everything that will go on the boot partition (bundle MANIFEST,
-overlay, phone.toml validated by the firmware's own schema). Then the user confirms, the image
-is streamed onto the target in 4 MiB chunks and hashed on the way (the first 4 KiB, the
-partition table, written last: an interrupted write leaves no half-valid card), fsynced, and
-read back from the device to compare hashes. Last, the FAT boot partition is found from the
-MBR and edited in place with mtools at its byte offset, without mounting it (no root, no
-loop devices, no automounter races): config.txt lines, the overlay, ssh, userconf.txt, the
-bundle under deskphone/ and the first-boot hook (firstrun.sh + cmdline.txt as Raspberry Pi
-Imager does on bookworm, or cloud-init user-data for images that use it). Every file written
-is read back.
+overlay, phone.toml validated by the firmware's own schema). Then the user confirms, and the
+target is opened ONCE for everything that follows: it must still be what was probed (same
+device number, or same file), and a device is held with O_EXCL and flock(LOCK_EX), so udev
+neither re-reads its partition table nor probes it for an automounter until flash.py is done.
+The image is streamed onto it in 4 MiB chunks and hashed on the way; with --sha256 the file's
+bytes are hashed as they are read, and a mismatch stops the write before the first 4 KiB,
+the partition table, written last: an interrupted or refused write leaves no half-valid card.
+Then fsync, and a read-back through the same fd to compare hashes. Last, the FAT boot
+partition is found from the MBR and edited in place with mtools at its byte offset, through
+/proc/self/fd/N of the same fd, without mounting it (no root, no loop devices, no
+automounter races): config.txt lines, the overlay, ssh, userconf.txt, the bundle under
+deskphone/ and the first-boot hook (firstrun.sh + cmdline.txt as Raspberry Pi Imager does on
+bookworm, or cloud-init user-data for images that use it). Every file written is read back at
+once, and again, with the whole boot partition, after the cache is dropped.
 
 Per-phone settings come from --hostname/--provisioning-url or from the fleet tool's inventory
 CSV (--inventory, --mac): its row gives the hostname (deskphone-<extension>) and the MAC for
@@ -25,7 +31,8 @@ the URL's {mac}. The row's SIP password is never written to the card: the phone 
 provisioning.
 
 Every reading of the machine (sysfs, /proc/mounts, the root file system's device, whether a
-path is a block device) goes through `System`, so tests fake a block device in a directory.
+stat is a block device's, where /dev is) goes through `System`, so tests fake a block device
+in a directory.
 """
 
 from __future__ import annotations
@@ -90,11 +97,8 @@ class FlashError(Exception):
 # The machine, as flash.py sees it
 
 
-def _is_block_device(path: Path) -> bool:
-    try:
-        return stat.S_ISBLK(path.stat().st_mode)
-    except OSError:
-        return False
+def _block_rdev(st: os.stat_result) -> int | None:
+    return st.st_rdev if stat.S_ISBLK(st.st_mode) else None
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,14 @@ class System:
     """/proc/mounts text; None reads the real one."""
     root_dev: int | None = None
     """st_dev of "/"; None stats the real one."""
-    is_block: Callable[[Path], bool] = _is_block_device
+    devdir: Path = Path("/dev")
+    """Where device nodes live: a path under it that is not a block device is a typo or a
+    vanished card, never a place to create an image file."""
+    block_rdev: Callable[[os.stat_result], int | None] = _block_rdev
+    """The device number of a block device's stat (of a path, or fstat of an open fd); None
+    for anything else. Tests make a plain file pass for one."""
+    lock_wait: float = 5.0
+    """Seconds to wait for a device's flock while udev briefly holds it to probe."""
 
     def mount_table(self) -> str:
         if self.mounts is not None:
@@ -189,48 +200,74 @@ class Target:
     capacity: int | None
     """Bytes the device holds; None for a file, which grows."""
     description: str
+    rdev: int | None = None
+    """The device number probed: the device opened after the prompt must have it."""
+    file_id: tuple[int, int, int] | None = None
+    """(st_dev, st_ino, st_ctime_ns) of an existing target file; None for a device or a new
+    file. The ctime too, as a replaced file may get the freed inode number back."""
+
+
+def _under(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
 
 
 def probe_target(path: Path, image: Image, system: System) -> Target:
     """Refuse, with the reason, any target the image must not or cannot go to."""
     if path.exists() and image.path.exists() and os.path.samefile(path, image.path):
         raise FlashError(f"{path} is the image itself")
-    if system.is_block(path):
-        return _probe_device(path, image, system)
-    if path.is_symlink() and not path.exists():
+    try:
+        st: os.stat_result | None = os.stat(path)  # follows /dev/disk/by-id/... links
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise FlashError(f"cannot look at {path}: {exc.strerror or exc}") from None
+    rdev = system.block_rdev(st) if st is not None else None
+    if rdev is not None:
+        return _probe_device(path, rdev, image, system)
+    real = Path(os.path.realpath(path))
+    devdir = Path(os.path.realpath(system.devdir))
+    if _under(real, devdir) or _under(Path(os.path.abspath(path)), system.devdir):
+        # /dev/sdc with no sdc (a typo, a card not inserted) would otherwise become a
+        # regular file in /dev, and the write would "succeed" into RAM
+        if st is None:
+            raise FlashError(f"{path}: no such device (a typo, or the card is not in the "
+                             "reader? lsblk lists the disks); not creating a file in "
+                             f"{system.devdir}")
+        raise FlashError(f"{path} is not a block device (only whole disks and image files "
+                         f"outside {system.devdir} can be written)")
+    if path.is_symlink() and st is None:
         raise FlashError(f"{path} is a dangling symlink")
-    if path.exists() and not path.is_file():
+    if st is not None and not stat.S_ISREG(st.st_mode):
         raise FlashError(f"{path} is neither a block device nor a regular file")
-    if not path.parent.is_dir():
+    if not real.parent.is_dir():
         raise FlashError(f"{path.parent} does not exist (the target file's directory)")
-    what = f"image file {path}" + (f" (exists, {_human(path.stat().st_size)}: replaced)"
-                                   if path.exists() else " (new)")
-    return Target(path, False, None, what)
+    if st is not None:
+        _refuse_loop_backing_file(path, real, st, system)
+    what = f"image file {real}" + (f" (exists, {_human(st.st_size)}: replaced)"
+                                   if st is not None else " (new)")
+    return Target(real, False, None, what, file_id=_file_id(st) if st is not None else None)
 
 
-def _probe_device(path: Path, image: Image, system: System) -> Target:
-    name = Path(os.path.realpath(path)).name
-    node = system.sysfs / "class" / "block" / name
-    if not node.exists():
-        raise FlashError(f"{path}: no {node}: not a disk this system knows")
-    node = node.resolve()
+def _file_id(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+def _sysfs_node(rdev: int, system: System) -> Path | None:
+    """The sysfs directory of a device number: the node of the very device, not of a name."""
+    node = system.sysfs / "dev" / "block" / f"{os.major(rdev)}:{os.minor(rdev)}"
+    return node.resolve() if node.exists() else None
+
+
+def _probe_device(path: Path, rdev: int, image: Image, system: System) -> Target:
+    node = _sysfs_node(rdev, system)
+    if node is None:
+        raise FlashError(f"{path}: device {os.major(rdev)}:{os.minor(rdev)} is not in "
+                         f"{system.sysfs / 'dev' / 'block'}: not a disk this system knows")
+    name = node.name
     if (node / "partition").exists():
         raise FlashError(f"{path} is a partition ({name}): give the whole device, "
                          f"/dev/{node.parent.name}")
-    if name in disks_of_root(system):
-        raise FlashError(f"{path} is the disk the running system is on: refusing to "
-                         "overwrite it")
-    parts = _partitions(node)
-    mounted = mounts_on([name, *parts], system.mount_table())
-    if mounted:
-        where = ", ".join(f"{dev} on {point}" for dev, point in mounted)
-        raise FlashError(f"{path} is in use: {where}; unmount it first "
-                         f"(udisksctl unmount -b DEVICE, or umount)")
-    holders = [h.name for n in [node, *(node / p for p in parts)]
-               if (n / "holders").is_dir() for h in (n / "holders").iterdir()]
-    if holders:
-        raise FlashError(f"{path} is in use by {', '.join(sorted(holders))} "
-                         "(device mapper, RAID or LVM): release it first")
+    _refuse_in_use(str(path), node, image, system, depth=0)
     if _read(node / "ro") == "1":
         raise FlashError(f"{path} is read-only (an SD card's lock switch in the 'lock' "
                          "position, or a write-protected reader)")
@@ -248,7 +285,93 @@ def _probe_device(path: Path, image: Image, system: System) -> Target:
                                    _read(node / "device" / "model")))) or "unknown model"
     removable = ", removable" if _read(node / "removable") == "1" else ""
     return Target(path, True, capacity,
-                  f"{path}: {model}, {_human(capacity)} ({capacity} bytes{removable})")
+                  f"{path}: {model}, {_human(capacity)} ({capacity} bytes{removable})",
+                  rdev=rdev)
+
+
+def _refuse_in_use(what: str, node: Path, image: Image, system: System, depth: int) -> None:
+    """The system's disk, mounts, holders; for a loop device, the same for what backs it.
+
+    Writing /dev/loopN writes its backing device or file: a loop over the system's disk (or
+    one of its partitions), over a mounted card, or over a file another mounted loop device
+    reads, is as wrong a target as the disk itself.
+    """
+    if depth > 8:
+        raise FlashError(f"{what}: loop devices nested too deep to check")
+    name = node.name
+    partition = (node / "partition").exists()
+    disk = node.parent.name if partition else name
+    if disk in disks_of_root(system):
+        raise FlashError(f"{what} is the disk the running system is on: refusing to "
+                         "overwrite it")
+    parts = [] if partition else _partitions(node)
+    mounted = mounts_on([name, *parts], system.mount_table())
+    if mounted:
+        where = ", ".join(f"{dev} on {point}" for dev, point in mounted)
+        raise FlashError(f"{what} is in use: {where}; unmount it first "
+                         f"(udisksctl unmount -b DEVICE, or umount)")
+    holders = [h.name for n in [node, *(node / p for p in parts)]
+               if (n / "holders").is_dir() for h in (n / "holders").iterdir()]
+    if holders:
+        raise FlashError(f"{what} is in use by {', '.join(sorted(holders))} "
+                         "(device mapper, RAID or LVM): release it first")
+    backing = _read(node / "loop" / "backing_file")
+    if backing:
+        _refuse_loop_backing(what, name, backing, image, system, depth)
+
+
+def _refuse_loop_backing(what: str, loop: str, backing: str, image: Image, system: System,
+                         depth: int) -> None:
+    via = f"{what} (loop device on {backing})"
+    if backing.endswith(" (deleted)"):
+        return  # an unlinked file: nothing else can reach it by name
+    try:
+        st = os.stat(backing)
+    except OSError:
+        raise FlashError(f"{via}: cannot look at what backs it") from None
+    rdev = system.block_rdev(st)
+    if rdev is not None:
+        node = _sysfs_node(rdev, system)
+        if node is None:
+            raise FlashError(f"{via}: {backing} is not a disk this system knows")
+        _refuse_in_use(via, node, image, system, depth + 1)
+        return
+    if image.path.exists() and os.path.samefile(backing, image.path):
+        raise FlashError(f"{via}: that is the image itself")
+    for other in _loops_backed_by(Path(backing), st, system):
+        if other.name != loop:
+            _refuse_in_use(f"{via}, also attached as /dev/{other.name},", other, image,
+                           system, depth + 1)
+
+
+def _loops_backed_by(path: Path, st: os.stat_result, system: System) -> list[Path]:
+    """sysfs nodes of the loop devices whose backing file is ``path`` (same inode)."""
+    found = []
+    classes = system.sysfs / "class" / "block"
+    if not classes.is_dir():
+        return []
+    for entry in sorted(classes.iterdir()):
+        backing = _read(entry / "loop" / "backing_file")
+        if not backing or backing.endswith(" (deleted)"):
+            continue
+        try:
+            other = os.stat(backing)
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino) or Path(
+                os.path.realpath(backing)) == Path(os.path.realpath(path)):
+            found.append(entry.resolve())
+    return found
+
+
+def _refuse_loop_backing_file(path: Path, real: Path, st: os.stat_result,
+                              system: System) -> None:
+    """A file attached to a loop device is a disk in use: writing it rewrites that disk."""
+    loops = [f"/dev/{node.name}" for node in _loops_backed_by(real, st, system)]
+    if loops:
+        raise FlashError(f"{path} is attached to {', '.join(loops)}: writing it would change "
+                         f"a disk in use; detach it first (umount, then losetup -d "
+                         f"{loops[0]})")
 
 
 # --------------------------------------------------------------------------------------
@@ -262,10 +385,50 @@ class Image:
     size: int
     """Bytes of the raw image (after decompression)."""
 
-    def open(self) -> BinaryIO:
-        if self.compressed:
-            return io.BufferedReader(XzReader(self.path), CHUNK)
-        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+    def open(self) -> ImageSource:
+        return ImageSource(self)
+
+
+class HashedFile(io.RawIOBase):
+    """The image file's bytes as they are read, hashed on the way.
+
+    The SHA-256 that is checked against --sha256 is then the hash of the very bytes that were
+    decompressed and written, not of an earlier read of a file that may since have changed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self.file.readinto(buffer) or 0
+        self.digest.update(memoryview(buffer)[:n])
+        return n
+
+    def sha256(self) -> str:
+        """The whole file's hash: what has not been read yet (trailing padding) is read too."""
+        while chunk := self.file.read(CHUNK):
+            self.digest.update(chunk)
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+class ImageSource(io.BufferedReader):
+    """The raw image (decompressed if need be) from one open of the file, which it hashes."""
+
+    def __init__(self, image: Image) -> None:
+        self.hashed = HashedFile(image.path)
+        super().__init__(XzReader(self.hashed) if image.compressed else self.hashed, CHUNK)
+
+    def file_sha256(self) -> str:
+        """SHA-256 of the image file as given (the .img.xz's, for a compressed one)."""
+        return self.hashed.sha256()
 
 
 class XzReader(io.RawIOBase):
@@ -276,8 +439,8 @@ class XzReader(io.RawIOBase):
     xz_uncompressed_size() do not.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.file = open(path, "rb")  # noqa: SIM115 - closed in close()
+    def __init__(self, file: io.RawIOBase) -> None:
+        self.file = file
         self.decompressor = lzma.LZMADecompressor(lzma.FORMAT_XZ)
         self.pending = b""
 
@@ -290,7 +453,7 @@ class XzReader(io.RawIOBase):
             if self.decompressor.eof:
                 rest = self.decompressor.unused_data.lstrip(b"\0")
                 if not rest:
-                    rest = self.file.read(CHUNK).lstrip(b"\0")
+                    rest = (self.file.read(CHUNK) or b"").lstrip(b"\0")
                     while not rest:
                         more = self.file.read(CHUNK)
                         if not more:
@@ -299,7 +462,7 @@ class XzReader(io.RawIOBase):
                 self.decompressor = lzma.LZMADecompressor(lzma.FORMAT_XZ)
                 self.pending = rest
             if self.decompressor.needs_input and not self.pending:
-                self.pending = self.file.read(CHUNK)
+                self.pending = self.file.read(CHUNK) or b""
                 if not self.pending:
                     raise lzma.LZMAError("compressed data ended before the end of the stream")
             data = self.decompressor.decompress(self.pending, max_length=len(view))
@@ -407,15 +570,39 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
     return digest.hexdigest()
 
 
-def check_sha256(path: Path, expected: str, progress: Progress | None = None) -> None:
-    """The hash of the file as given (Raspberry Pi publishes the .img.xz's), before writing."""
+def sha256_arg(expected: str) -> str:
     want = expected.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{64}", want):
         raise FlashError(f"--sha256 {expected!r} is not 64 hex digits")
+    return want
+
+
+def check_sha256(path: Path, expected: str, progress: Progress | None = None) -> None:
+    """The hash of the file as given (Raspberry Pi publishes the .img.xz's), before writing.
+
+    Only a fast fail: the file is read again to be written, so run() also checks the hash
+    of that read (in_stream_sha256), which is the one that counts.
+    """
+    want = sha256_arg(expected)
     got = sha256_file(path, progress)
     if got != want:
         raise FlashError(f"checksum mismatch for {path}: SHA-256 is {got}, expected {want} "
                          "(a damaged or different download); nothing was written")
+
+
+def in_stream_sha256(source: ImageSource, path: Path, expected: str) -> Callable[[], None]:
+    """write_image's last step before the partition table: the hash of the bytes written."""
+    want = sha256_arg(expected)
+
+    def check() -> None:
+        got = source.file_sha256()
+        if got != want:
+            raise FlashError(f"checksum mismatch for {path} as it was written: SHA-256 is "
+                             f"{got}, expected {want} (the file changed after it was "
+                             "checked?); the partition table was not written: the card is "
+                             "not usable as it is")
+
+    return check
 
 
 # --------------------------------------------------------------------------------------
@@ -496,14 +683,83 @@ def open_error(exc: OSError, path: Path) -> FlashError:
     return FlashError(f"cannot open {path}: {exc.strerror or exc}")
 
 
-def open_target(target: Target) -> int:
-    flags = os.O_WRONLY | os.O_CLOEXEC
-    # O_EXCL on a block device: fails with EBUSY if anything (a mount, swap) holds it
-    flags |= os.O_EXCL if target.is_device else os.O_CREAT
+def open_target(target: Target, image: Image, system: System) -> int:
+    """Open the target once, for everything: writing, reading back and configuring.
+
+    The prompt may have waited minutes, so what is opened is checked to be what was probed:
+    the same device number (a card swapped in the reader, or a /dev/sdX name taken by
+    another disk, is refused), or the same file (opened with O_NOFOLLOW; a new file with
+    O_EXCL). A device is then locked (lock_device) and its in-use checks run again on the
+    open device, by its number.
+    """
+    flags = os.O_RDWR | os.O_CLOEXEC
+    if target.is_device:
+        flags |= os.O_EXCL  # EBUSY if anything (a mount, swap, device mapper) holds it
+    else:
+        flags |= os.O_NOFOLLOW | (os.O_CREAT | os.O_EXCL if target.file_id is None else 0)
     try:
-        return os.open(target.path, flags, 0o644)
+        fd = os.open(target.path, flags, 0o644)
+    except FileExistsError:
+        raise FlashError(f"{target.path} appeared after it was checked: nothing written; "
+                         "run again") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not target.is_device:
+            raise FlashError(f"{target.path} became a symlink after it was checked: nothing "
+                             "written") from None
         raise open_error(exc, target.path) from None
+    try:
+        st = os.fstat(fd)
+        if target.is_device:
+            got, want = system.block_rdev(st), target.rdev
+            if got is None or want is None or got != want:
+                now = "not a block device" if got is None else (
+                    f"device {os.major(got)}:{os.minor(got)}")
+                was = f" ({os.major(want)}:{os.minor(want)})" if want is not None else ""
+                raise FlashError(f"{target.path} is not the device that was checked{was}; it "
+                                 f"is now {now} (card swapped?): nothing written; run again")
+            lock_device(fd, target.path, system.lock_wait)
+            node = _sysfs_node(got, system)
+            if node is None:
+                raise FlashError(f"{target.path} is gone from sysfs: nothing written")
+            _refuse_in_use(str(target.path), node, image, system, depth=0)
+        else:
+            if not stat.S_ISREG(st.st_mode) or (
+                    target.file_id is not None and _file_id(st) != target.file_id):
+                raise FlashError(f"{target.path} was replaced after it was checked: nothing "
+                                 "written; run again")
+            _refuse_loop_backing_file(target.path, target.path, st, system)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def lock_device(fd: int, path: Path, wait: float) -> None:
+    """flock(LOCK_EX) the whole disk for as long as flash.py has it open.
+
+    systemd's convention (https://systemd.io/BLOCK_DEVICE_LOCKING/, udev since v214):
+    systemd-udevd takes LOCK_SH|LOCK_NB on the whole disk before it processes an event for
+    it or a partition, and refrains from processing while it cannot; it re-runs its rules
+    on the IN_CLOSE_WRITE of a writer's close. So from the first byte written to the last
+    file configured no partition table is re-read and no partition is probed, announced or
+    automounted (udisks acts on udev's events), and udev looks at the finished card once
+    flash.py closes it. udev holds its shared lock briefly while it probes: hence the wait.
+    """
+    import fcntl
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise FlashError(f"{path} is locked by another program (udev probing it, "
+                                 "or a partitioning or imaging tool): nothing written; close "
+                                 "it or try again in a moment") from None
+            time.sleep(0.1)
+        except OSError as exc:
+            raise FlashError(f"cannot lock {path}: {exc.strerror or exc}") from None
 
 
 def write_all(fd: int, data: bytes | memoryview, offset: int,
@@ -529,11 +785,14 @@ def _readinto_full(source: BinaryIO, view: memoryview) -> int:
 
 
 def write_image(source: BinaryIO, fd: int, size: int, progress: Progress,
-                write: Callable[[int, bytes | memoryview, int], int] = os.pwrite) -> str:
+                write: Callable[[int, bytes | memoryview, int], int] = os.pwrite,
+                before_head: Callable[[], None] | None = None) -> str:
     """Copy ``size`` bytes to ``fd``, returning their SHA-256; the first HEAD bytes go last.
 
     The target's own first HEAD bytes are zeroed first, so until the copy has finished the
     card has no partition table that could pass for the new one, or the old one.
+    ``before_head`` runs when everything else is written and the source is exhausted (the
+    in-stream --sha256 check): if it raises, the card is left with no partition table.
     """
     digest = hashlib.sha256()
     buffer = bytearray(min(CHUNK, size))
@@ -558,6 +817,8 @@ def write_image(source: BinaryIO, fd: int, size: int, progress: Progress,
             progress.update(done)
         if source.read(1):
             raise FlashError(f"the image holds more than the {size} bytes its index says")
+        if before_head is not None:
+            before_head()
         write_all(fd, head, 0, write)
         os.fsync(fd)
     except KeyboardInterrupt:
@@ -590,38 +851,39 @@ def _drop_cache(fd: int) -> None:
             fcntl.ioctl(fd, 0x1261)  # BLKFLSBUF: flush the block device's buffers (root only)
 
 
-def verify_target(path: Path, size: int, expected: str, progress: Progress) -> None:
-    """Read back exactly ``size`` bytes and compare their SHA-256 with what was written."""
+def hash_range(fd: int, offset: int, size: int, progress: Progress | None = None) -> str:
+    """SHA-256 of ``size`` bytes of ``fd`` from ``offset``, read with pread (the fd's own
+    offset is left alone)."""
     digest = hashlib.sha256()
     done = 0
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise open_error(exc, path) from None
+    while done < size:
+        data = os.pread(fd, min(CHUNK, size - done), offset + done)
+        if not data:
+            raise FlashError(f"it ends after {done} of {size} bytes")
+        digest.update(data)
+        done += len(data)
+        if progress:
+            progress.update(done)
+    if progress:
+        progress.finish()
+    return digest.hexdigest()
+
+
+def verify_written(fd: int, name: Path, size: int, expected: str, progress: Progress) -> None:
+    """Read back exactly ``size`` bytes through the fd that wrote them; compare SHA-256."""
     try:
         _drop_cache(fd)
-        with open(fd, "rb", buffering=0, closefd=False) as file:
-            buffer = bytearray(min(CHUNK, size))
-            view = memoryview(buffer)
-            while done < size:
-                n = _readinto_full(file, view[:min(len(view), size - done)])
-                if n == 0:
-                    raise FlashError(f"verify failed: {path} ends after {done} of {size} bytes")
-                digest.update(view[:n])
-                done += n
-                progress.update(done)
+        got = hash_range(fd, 0, size, progress)
     except KeyboardInterrupt:
-        raise FlashError(f"verify interrupted after {done} of {size} bytes: the card was "
-                         "written but is not checked") from None
+        raise FlashError(f"verify interrupted after {progress.done} of {size} bytes: the card "
+                         "was written but is not checked") from None
+    except FlashError as exc:
+        raise FlashError(f"verify failed: {name}: {exc}") from None
     except OSError as exc:
-        raise FlashError(f"verify failed: reading {path} at byte {done}: "
+        raise FlashError(f"verify failed: reading {name} at byte {progress.done}: "
                          f"{exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    progress.finish()
-    got = digest.hexdigest()
     if got != expected:
-        raise FlashError(f"verify failed: what was read back from {path} (SHA-256 {got}) "
+        raise FlashError(f"verify failed: what was read back from {name} (SHA-256 {got}) "
                          f"differs from what was written ({expected}): a faulty or fake "
                          "card, or a bad reader")
 
@@ -665,21 +927,32 @@ def boot_partition(mbr: bytes) -> Partition:
 
 
 class BootFs:
-    """The FAT file system at a byte offset of an image or device, through mtools (no mount)."""
+    """The FAT file system at a byte offset of the open target, through mtools (no mount).
 
-    def __init__(self, path: Path, offset: int) -> None:
+    mtools gets the target as /proc/self/fd/N of the fd flash.py holds (inherited through
+    pass_fds), never by its name, which could by now be another device or file. mtools
+    4.0.32 takes no flock on an ``-i`` image (checked with strace, on a loop device too), so
+    it works under the LOCK_EX that lock_device holds; a version that did lock would fail
+    "busy" rather than write around the lock.
+    """
+
+    def __init__(self, fd: int, offset: int) -> None:
         if shutil.which("mcopy") is None:
             raise FlashError("mtools is not installed (apt-get install mtools)")
-        self.path, self.offset = path, offset
+        if not os.path.exists(f"/proc/self/fd/{fd}"):
+            raise FlashError("/proc is not mounted: mtools cannot be given the open target")
+        self.fd, self.offset = fd, offset
         self.env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": os.devnull}
+        self.written: dict[str, bytes] = {}
+        """Every file written, as last written: verify_boot reads them all back."""
 
     @property
     def spec(self) -> str:
-        return f"{self.path}@@{self.offset}"
+        return f"/proc/self/fd/{self.fd}@@{self.offset}"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         result = subprocess.run([args[0], "-i", self.spec, *args[1:]], capture_output=True,
-                                env=self.env, check=False)
+                                env=self.env, check=False, pass_fds=(self.fd,))
         if check and result.returncode:
             message = result.stderr.decode(errors="replace").strip().replace("\n", "; ")
             raise FlashError(f"{' '.join(args[:1])} on the boot partition failed: {message}")
@@ -708,6 +981,36 @@ class BootFs:
             self._run("mcopy", "-o", tmp.name, f"::{name}")
         if self.read(name) != data:  # as Imager does: what went on the card is what we meant
             raise FlashError(f"{name} on the boot partition reads back different")
+        self.written[name] = data
+
+
+def verify_boot(fd: int, fs: BootFs, part: Partition, progress: Progress) -> None:
+    """After configuring: the boot partition on the card is what the kernel wrote, and every
+    file written reads back as written.
+
+    The first read-back covered the image as written; mtools then rewrote files, FAT and
+    directories inside the boot partition only. So: flush, hash the partition (mostly the page
+    cache: what was written), drop the cache, hash it again (from the card), compare; then
+    read each file back through mtools, now from what the card returned.
+    """
+    size = part.sectors * SECTOR
+    try:
+        os.fsync(fd)
+        written = hash_range(fd, part.offset, size)
+        _drop_cache(fd)
+        on_card = hash_range(fd, part.offset, size, progress)
+    except FlashError as exc:
+        raise FlashError(f"verify failed: the boot partition: {exc}") from None
+    except OSError as exc:
+        raise FlashError(f"verify failed: reading the boot partition: "
+                         f"{exc.strerror or exc}") from None
+    if on_card != written:
+        raise FlashError("verify failed: the boot partition reads back different from what "
+                         "was written to it: a faulty or fake card, or a bad reader")
+    for name, data in fs.written.items():
+        if fs.read(name) != data:
+            raise FlashError(f"verify failed: {name} on the boot partition reads back "
+                             "different from what was written")
 
 
 def merge_config_txt(text: str, lines: str) -> str:
@@ -988,20 +1291,24 @@ def config_lines_ok(lines: str, source: str) -> list[str]:
     return []
 
 
-def configure_boot(target: Path, payload: BootPayload, say: Callable[[str], None],
-                   dry_run: bool = False, mbr: bytes | None = None) -> None:
-    """Edit the boot partition of what was written (or, dry, say what would be edited)."""
+def configure_boot(fd: int | None, payload: BootPayload, say: Callable[[str], None],
+                   mbr: bytes | None = None) -> tuple[Partition, BootFs | None]:
+    """Edit the boot partition of what was written to ``fd``, through that fd.
+
+    With no fd (a dry run) only say what would be edited, from the image's ``mbr``.
+    """
     if mbr is None:
-        with open(target, "rb") as file:
-            mbr = file.read(SECTOR)
+        if fd is None:
+            raise ValueError("a dry run needs the image's MBR")
+        mbr = os.pread(fd, SECTOR, 0)
     part = boot_partition(mbr)
     say(f"boot partition: #{part.number} (type 0x{part.type:02x}) at byte {part.offset}, "
         f"{_human(part.sectors * SECTOR)}")
     device = payload.device
-    if dry_run:
+    if fd is None:
         fs = None
     else:
-        fs = BootFs(target, part.offset)
+        fs = BootFs(fd, part.offset)
         if fs.read("config.txt") is None and fs.read("cmdline.txt") is None:
             say("note: neither config.txt nor cmdline.txt on the boot partition "
                 "(not a Raspberry Pi OS image?)")
@@ -1026,7 +1333,7 @@ def configure_boot(target: Path, payload: BootPayload, say: Callable[[str], None
     bundle = payload.bundle
     if bundle is None:
         say("no --bundle: the firmware is not installed at first boot")
-        return
+        return part, fs
     if fs is not None:
         fs.mkdir(BUNDLE_DIR)
     for name, data in sorted(bundle.files.items()):
@@ -1050,7 +1357,7 @@ def configure_boot(target: Path, payload: BootPayload, say: Callable[[str], None
         if b"instance-id" not in meta:
             put("meta-data", f"instance-id: deskphone-{int(time.time())}\n".encode(),
                 "a new cloud-init instance, so user-data is applied")
-        return
+        return part, fs
     put("firstrun.sh", bundle.files["firstrun.sh"],
         "run once by systemd at first boot, then removed")
     cmdline = (fs.read("cmdline.txt") if fs else None)
@@ -1058,6 +1365,7 @@ def configure_boot(target: Path, payload: BootPayload, say: Callable[[str], None
         raise FlashError("no cmdline.txt on the boot partition: cannot add the first-boot hook")
     new = add_firstrun((cmdline or b"").decode(errors="replace"))
     put("cmdline.txt", new.encode(), "+ " + " ".join(FIRSTRUN_ARGS))
+    return part, fs
 
 
 # --------------------------------------------------------------------------------------
@@ -1228,7 +1536,7 @@ def run(argv: Sequence[str], system: System | None = None, stdin: TextIO | None 
         image = inspect_image(args.image)
         say(f"image: {image.path} ({'xz, ' if image.compressed else ''}{_human(image.size)} "
             f"raw, {image.size} bytes)")
-        if args.sha256:
+        if args.sha256:  # a fast fail; in_stream_sha256 checks the read that is written
             check_sha256(image.path, args.sha256, Progress("checksum", image.path.stat().st_size,
                                                            bars))
             say("checksum: SHA-256 matches --sha256")
@@ -1245,28 +1553,40 @@ def run(argv: Sequence[str], system: System | None = None, stdin: TextIO | None 
             say(f"warning: {note}")
         if args.dry_run:
             say(f"would write {image.size} bytes to {target.path} (partition table last), "
-                "fsync" + ("" if args.no_verify else ", then read back and compare SHA-256"))
-            configure_boot(target.path, payload, say, dry_run=True, mbr=image_mbr)
+                "fsync" + ("" if args.no_verify else ", then read back and compare SHA-256")
+                + (", all through one locked fd" if target.is_device else ""))
+            configure_boot(None, payload, say, mbr=image_mbr)
             say("nothing written")
             return 0
         if not args.yes and not confirm(target, image, stdin, stdout):
             say("not confirmed: nothing written")
             return 1
-        fd = open_target(target)
+        # One fd from the first byte written to the last file configured: never reopened by
+        # name, locked against udev for a device (open_target, lock_device)
+        fd = open_target(target, image, system)
         try:
             with image.open() as source:
+                check = in_stream_sha256(source, image.path, args.sha256) if args.sha256 \
+                    else None
                 digest = write_image(source, fd, image.size,
-                                     Progress("writing", image.size, bars))
+                                     Progress("writing", image.size, bars), before_head=check)
             if not target.is_device:
                 os.ftruncate(fd, image.size)
+            say(f"written: {image.size} bytes, SHA-256 {digest}"
+                + ("; the image file as read for it matches --sha256" if args.sha256 else ""))
+            if not args.no_verify:
+                verify_written(fd, target.path, image.size, digest,
+                               Progress("verifying", image.size, bars))
+                say("verified: the read-back matches")
+            part, fs = configure_boot(fd, payload, say)
+            assert fs is not None
+            if not args.no_verify:
+                verify_boot(fd, fs, part, Progress("checking", part.sectors * SECTOR, bars))
+                say(f"verified: the boot partition and the {len(fs.written)} files written to "
+                    "it read back as written")
+            os.fsync(fd)
         finally:
             os.close(fd)
-        say(f"written: {image.size} bytes, SHA-256 {digest}")
-        if not args.no_verify:
-            verify_target(target.path, image.size, digest, Progress("verifying", image.size,
-                                                                    bars))
-            say("verified: the read-back matches")
-        configure_boot(target.path, payload, say)
         if target.is_device:
             say(f"done: eject the card (sync; eject {target.path}) and boot the phone with it")
         else:
@@ -1288,9 +1608,10 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["BootFs", "BootPayload", "Bundle", "DeviceSettings", "FlashError", "Image",
-           "Partition", "Progress", "System", "Target", "add_firstrun", "boot_partition",
-           "check_sha256", "cloud_init_user_data", "configure_boot", "device_conf",
-           "inspect_image", "inventory_row", "merge_config_txt", "mounts_on", "phone_toml",
-           "probe_target", "read_bundle", "read_partitions", "run", "verify_target",
-           "write_all", "write_image", "xz_uncompressed_size"]
+__all__ = ["BootFs", "BootPayload", "Bundle", "DeviceSettings", "FlashError", "HashedFile",
+           "Image", "ImageSource", "Partition", "Progress", "System", "Target", "add_firstrun",
+           "boot_partition", "check_sha256", "cloud_init_user_data", "configure_boot",
+           "device_conf", "hash_range", "in_stream_sha256", "inspect_image", "inventory_row",
+           "lock_device", "merge_config_txt", "mounts_on", "open_target", "phone_toml",
+           "probe_target", "read_bundle", "read_partitions", "run", "verify_boot",
+           "verify_written", "write_all", "write_image", "xz_uncompressed_size"]

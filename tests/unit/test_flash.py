@@ -8,6 +8,7 @@ devices are faked by a file plus a fake sysfs and mount table handed in through
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import tomllib
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -174,13 +176,36 @@ AA-BB-CC-00-00-03,1003,"Lab bench, rack 2",{SIP_PASSWORD},gb
 
 
 class FakeDisk:
-    """A file standing in for /dev/sdz, with the sysfs entries flash.py reads about it."""
+    """A file standing in for /dev/sdz, with the sysfs entries flash.py reads about it.
+
+    Other fake block devices (a second card, loop devices, the system's partition) are
+    plain files too; ``system()`` maps their inodes to device numbers, as a real block
+    device's stat carries its st_rdev.
+    """
 
     def __init__(self, tmp: Path, size: int = 64 * MIB, ro: bool = False,
                  name: str = "sdz", major_minor: str = "8:240") -> None:
+        self.tmp = tmp
         self.sysfs = tmp / "sys"
+        self.classes = self.sysfs / "class" / "block"
+        self.classes.mkdir(parents=True)
+        (self.sysfs / "dev" / "block").mkdir(parents=True)
+        self.blocks: dict[Path, int] = {}
+        self.disk = self.add_disk(name, major_minor, size=size, ro=ro)
         self.node = tmp / name
-        self.node.write_bytes(b"")
+        self.rdev = self.blocks[self.node]
+        # the system's own disk, sda, with / on sda2
+        sda = self.sysfs / "devices" / "pci0" / "block" / "sda"
+        (sda / "sda2" / "holders").mkdir(parents=True)
+        (sda / "sda2" / "partition").write_text("2\n")
+        (sda / "size").write_text("1000000000\n")
+        (self.classes / "sda").symlink_to(sda)
+        (self.classes / "sda2").symlink_to(sda / "sda2")
+        (self.sysfs / "dev" / "block" / "8:2").symlink_to(sda / "sda2")
+
+    def add_disk(self, name: str, major_minor: str, size: int = 64 * MIB, ro: bool = False,
+                 parts: int = 2) -> Path:
+        """A removable disk ``name`` with ``parts`` partitions, and its node in tmp."""
         disk = self.sysfs / "devices" / "platform" / "usb1" / "block" / name
         (disk / "device").mkdir(parents=True)
         (disk / "holders").mkdir()
@@ -189,33 +214,45 @@ class FakeDisk:
         (disk / "removable").write_text("1\n")
         (disk / "device" / "vendor").write_text("Generic \n")
         (disk / "device" / "model").write_text("STORAGE DEVICE  \n")
-        self.disk = disk
-        classes = self.sysfs / "class" / "block"
-        classes.mkdir(parents=True)
-        (classes / name).symlink_to(disk)
-        (self.sysfs / "dev" / "block").mkdir(parents=True)
+        (self.classes / name).symlink_to(disk)
+        major, minor = (int(n) for n in major_minor.split(":"))
         (self.sysfs / "dev" / "block" / major_minor).symlink_to(disk)
-        for number in (1, 2):
+        for number in range(1, parts + 1):
             part = disk / f"{name}{number}"
             (part / "holders").mkdir(parents=True)
             (part / "partition").write_text(f"{number}\n")
-            (classes / part.name).symlink_to(part)
-            major, minor = major_minor.split(":")
-            (self.sysfs / "dev" / "block" / f"{major}:{int(minor) + number}").symlink_to(part)
-        # the system's own disk, sda, with / on sda2
-        sda = self.sysfs / "devices" / "pci0" / "block" / "sda"
-        (sda / "sda2" / "holders").mkdir(parents=True)
-        (sda / "sda2" / "partition").write_text("2\n")
-        (sda / "size").write_text("1000000000\n")
-        (classes / "sda").symlink_to(sda)
-        (classes / "sda2").symlink_to(sda / "sda2")
-        (self.sysfs / "dev" / "block" / "8:2").symlink_to(sda / "sda2")
+            (self.classes / part.name).symlink_to(part)
+            (self.sysfs / "dev" / "block" / f"{major}:{minor + number}").symlink_to(part)
+        self.block(self.tmp / name, os.makedev(major, minor))
+        return disk
+
+    def add_loop(self, name: str, minor: int, backing: Path | str) -> Path:
+        """/dev/loop<minor> attached to ``backing`` (virtual, no partitions)."""
+        loop = self.sysfs / "devices" / "virtual" / "block" / name
+        (loop / "loop").mkdir(parents=True)
+        (loop / "holders").mkdir()
+        (loop / "loop" / "backing_file").write_text(f"{backing}\n")
+        (loop / "size").write_text(f"{64 * MIB // 512}\n")
+        (loop / "ro").write_text("0\n")
+        (loop / "removable").write_text("0\n")
+        (self.classes / name).symlink_to(loop)
+        (self.sysfs / "dev" / "block" / f"7:{minor}").symlink_to(loop)
+        return self.block(self.tmp / name, os.makedev(7, minor))
+
+    def block(self, path: Path, rdev: int) -> Path:
+        """``path`` (created empty if need be) passes for the block device ``rdev``."""
+        if not path.exists():
+            path.write_bytes(b"")
+        self.blocks[path] = rdev
+        return path
 
     def system(self, mounts: str = "/dev/sda2 / ext4 rw 0 0\n",
-               root_dev: int = os.makedev(8, 2)) -> object:
-        node = self.node
+               root_dev: int = os.makedev(8, 2), **changes: object) -> object:
+        ids = {(st.st_dev, st.st_ino): rdev for path, rdev in self.blocks.items()
+               for st in [path.stat()]}
         return flash.System(sysfs=self.sysfs, mounts=mounts, root_dev=root_dev,
-                            is_block=lambda path: Path(path) == node)
+                            block_rdev=lambda st: ids.get((st.st_dev, st.st_ino)),
+                            lock_wait=0.3, **changes)
 
 
 def run_flash(*args: object, system: object | None = None, stdin: str = "") -> tuple[
@@ -224,6 +261,15 @@ def run_flash(*args: object, system: object | None = None, stdin: str = "") -> t
     status = flash.run([str(a) for a in args], system=system or flash.System(mounts=""),
                        stdin=io.StringIO(stdin), stdout=out, stderr=err)
     return status, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def open_rw(path: Path) -> Iterator[int]:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def boot_files(target: Path) -> dict[str, bytes]:
@@ -340,9 +386,11 @@ def test_configuring_twice_changes_nothing_the_second_time(
         image: Path, bundle: Path, tmp_path: Path) -> None:
     payload = flash.BootPayload(STANDIN_CONFIG_TXT, b"dtbo", flash.DeviceSettings(),
                                 flash.read_bundle(bundle), None, "systemd")
-    flash.configure_boot(image, payload, lambda _: None)
+    with open_rw(image) as fd:
+        flash.configure_boot(fd, payload, lambda _: None)
     first = boot_files(image)
-    flash.configure_boot(image, payload, lambda _: None)
+    with open_rw(image) as fd:
+        flash.configure_boot(fd, payload, lambda _: None)
     second = boot_files(image)
     assert first == second
     assert second["config.txt"].decode().count(flash.MARK_BEGIN) == 1
@@ -405,22 +453,27 @@ def test_verify_fails_on_a_corrupted_byte(image: Path, tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert digest == hashlib.sha256(image.read_bytes()).hexdigest()
-    flash.verify_target(target, IMAGE_SIZE, digest, quiet(IMAGE_SIZE))  # intact: passes
-    with open(target, "r+b") as file:
-        file.seek(12345678)
-        byte = file.read(1)
-        file.seek(12345678)
-        file.write(bytes([byte[0] ^ 0x01]))
-    with pytest.raises(flash.FlashError, match=r"^verify failed: what was read back from .*"
-                       r"differs from what was written"):
-        flash.verify_target(target, IMAGE_SIZE, digest, quiet(IMAGE_SIZE))
+    fd = os.open(target, os.O_RDWR)
+    try:
+        flash.verify_written(fd, target, IMAGE_SIZE, digest, quiet(IMAGE_SIZE))  # intact
+        byte = os.pread(fd, 1, 12345678)
+        os.pwrite(fd, bytes([byte[0] ^ 0x01]), 12345678)
+        with pytest.raises(flash.FlashError, match=r"^verify failed: what was read back from "
+                           r".*differs from what was written"):
+            flash.verify_written(fd, target, IMAGE_SIZE, digest, quiet(IMAGE_SIZE))
+    finally:
+        os.close(fd)
 
 
 def test_verify_fails_on_a_target_shorter_than_the_image(tmp_path: Path) -> None:
     target = tmp_path / "short.img"
     target.write_bytes(b"x" * 1000)
-    with pytest.raises(flash.FlashError, match="ends after 1000 of 2000 bytes"):
-        flash.verify_target(target, 2000, "0" * 64, quiet(2000))
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        with pytest.raises(flash.FlashError, match="ends after 1000 of 2000 bytes"):
+            flash.verify_written(fd, target, 2000, "0" * 64, quiet(2000))
+    finally:
+        os.close(fd)
 
 
 def test_an_interrupted_write_says_so_and_leaves_no_partition_table(tmp_path: Path) -> None:
@@ -566,10 +619,8 @@ def test_the_system_disk_is_refused(image: Path, tmp_path: Path) -> None:
 
 def test_a_partition_is_refused(image: Path, tmp_path: Path) -> None:
     disk = FakeDisk(tmp_path)
-    part = tmp_path / "sdz1"
-    part.write_bytes(b"")
-    system = replace(disk.system(), is_block=lambda path: Path(path) == part)
-    status, _, err = run_flash(image, part, "--yes", system=system)
+    part = disk.block(tmp_path / "sdz1", os.makedev(8, 241))
+    status, _, err = run_flash(image, part, "--yes", system=disk.system())
     assert status == 1
     assert "is a partition (sdz1): give the whole device, /dev/sdz" in err
 
@@ -786,3 +837,380 @@ def test_firstrun_survives_the_imager_fixup_rewrite(tmp_path: Path) -> None:
     fixed.write_text(kept + "\nrm -f /boot/firmware/firstrun.sh\n"
                      "sed -i 's| systemd\\.[^ ]*||g' /boot/firmware/cmdline.txt\nexit 0\n")
     subprocess.run(["bash", "-n", str(fixed)], check=True)
+
+
+# --------------------------------------------------------------------------------------
+# One fd, locked, from the first byte written to the last file configured
+
+
+def _logging_mtools(tmp: Path, locked: Path) -> tuple[Path, Path]:
+    """mtools wrappers that log their -i argument and whether ``locked`` is flock()ed, as
+    udev would find it (flock -n -s on its own open of the device), then run the real tool."""
+    bindir, log = tmp / "bin", tmp / "mtools.log"
+    bindir.mkdir()
+    for tool in ("mtype", "mcopy", "mmd", "mdir"):
+        script = bindir / tool
+        script.write_text(
+            "#!/bin/sh\n"
+            f"state=locked; flock -n -s '{locked}' true && state=unlocked\n"
+            f"printf '%s %s %s\\n' {tool} \"$state\" \"$2\" >> '{log}'\n"
+            f"exec {shutil.which(tool)} \"$@\"\n")
+        script.chmod(0o755)
+    return bindir, log
+
+
+def test_the_device_stays_locked_and_mtools_gets_the_fd_not_the_name(
+        image: Path, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need("flock")
+    disk = FakeDisk(tmp_path)
+    bindir, log = _logging_mtools(tmp_path, disk.node)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    status, out, err = run_flash(image, disk.node, "--bundle", bundle, "--yes", "--quiet",
+                                 system=disk.system())
+    assert status == 0, err
+    calls = log.read_text().splitlines()
+    assert len(calls) > 20  # every mcopy, its read-back, and the final read-back
+    for call in calls:
+        tool, state, spec = call.split(" ", 2)
+        # udev's LOCK_SH|LOCK_NB fails all along: it neither probes nor re-reads the table
+        assert state == "locked", call
+        assert re.fullmatch(r"/proc/self/fd/\d+@@1048576", spec), call
+    assert "verified: the boot partition and the" in out
+    # the files mtools wrote are read back once the cache is dropped, after the last write
+    files = boot_files(disk.node)
+    assert files["cmdline.txt"].decode().endswith(" ".join(flash.FIRSTRUN_ARGS) + "\n")
+    last_write = max(i for i, c in enumerate(calls) if c.startswith("mcopy"))
+    after = calls[last_write + 1:]
+    assert all(c.startswith("mtype ") for c in after)
+    assert len(after) >= 1 + len(files)  # its own read-back, then every file again
+    # and the lock went with the fd
+    subprocess.run(["flock", "-n", "-x", str(disk.node), "true"], check=True)
+
+
+def test_a_device_someone_else_has_locked_is_not_written(image: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    disk = FakeDisk(tmp_path)
+    with open(disk.node, "rb") as other:
+        fcntl.flock(other, fcntl.LOCK_SH)  # as udev holds it while probing
+        status, _, err = run_flash(image, disk.node, "--yes", "--quiet", "--config-txt",
+                                   _config_txt(tmp_path), "--dts", _dts(tmp_path),
+                                   system=disk.system())
+    assert status == 1
+    assert err == (f"flash.py: error: {disk.node} is locked by another program (udev probing "
+                   "it, or a partitioning or imaging tool): nothing written; close it or try "
+                   "again in a moment\n")
+    assert disk.node.read_bytes() == b""
+
+
+def test_each_file_written_is_read_back_after_configuring(
+        image: Path, bundle: Path, tmp_path: Path) -> None:
+    payload = flash.BootPayload(STANDIN_CONFIG_TXT, b"dtbo", flash.DeviceSettings(),
+                                flash.read_bundle(bundle), None, "systemd")
+    with open_rw(image) as fd:
+        part, fs = flash.configure_boot(fd, payload, lambda _: None)
+        assert fs is not None
+        assert set(fs.written) >= {"config.txt", "cmdline.txt", "firstrun.sh", "ssh",
+                                   "overlays/deskphone.dtbo", "deskphone/MANIFEST"}
+        flash.verify_boot(fd, fs, part, quiet(part.sectors * 512))  # as written: passes
+        fs.written["deskphone/device.conf"] += b"x"  # what the card holds is not what we meant
+        with pytest.raises(flash.FlashError, match=r"^verify failed: deskphone/device\.conf on "
+                           "the boot partition reads back different"):
+            flash.verify_boot(fd, fs, part, quiet(part.sectors * 512))
+
+
+def _losetup(backing: Path) -> str:
+    """Attach ``backing`` (a file under tmp) to a free loop device; skip where that cannot be
+    done (not root, no loop driver, a container without /dev/loop*)."""
+    losetup = _tool("losetup")
+    if os.geteuid() != 0 or not Path(losetup).exists():
+        pytest.skip("needs root and losetup for a loop device")
+    result = subprocess.run([losetup, "--find", "--show", str(backing)], capture_output=True,
+                            text=True, check=False)
+    loop = result.stdout.strip()
+    if result.returncode or not re.fullmatch(r"/dev/loop\d+", loop):
+        pytest.skip(f"no loop device: {result.stderr.strip()}")
+    sysfs_backing = Path("/sys/block", Path(loop).name, "loop", "backing_file")
+    if sysfs_backing.read_text().strip() != str(backing):  # pragma: no cover - a race
+        subprocess.run([losetup, "-d", loop], check=False)
+        pytest.skip(f"{loop} is not attached to {backing}")
+    return loop
+
+
+def test_a_real_loop_device_end_to_end(image: Path, tmp_path: Path) -> None:
+    """A real block device, safely: a loop device over a file in tmp. O_EXCL, flock, mtools on
+    /proc/self/fd/N of a block device, BLKFLSBUF, and the real sysfs's loop checks."""
+    backing = tmp_path / "card-behind-loop.img"
+    backing.write_bytes(bytes(IMAGE_SIZE + MIB))
+    loop = _losetup(backing)
+    try:
+        status, out, err = run_flash(image, loop, "--yes", "--quiet", "--config-txt",
+                                     _config_txt(tmp_path), "--dts", _dts(tmp_path),
+                                     system=flash.System())
+        assert status == 0, err
+        assert "verified: the boot partition" in out
+        # the file behind it is refused as a target, and so is a loop over the image itself
+        status, _, err = run_flash(image, backing, "--yes", system=flash.System())
+        assert status == 1
+        assert f"{backing} is attached to {loop}: writing it would change a disk in use" in err
+    finally:
+        subprocess.run([_tool("losetup"), "-d", loop], check=True)
+    written = backing.read_bytes()
+    assert outside_boot(written[:IMAGE_SIZE]) == outside_boot(image.read_bytes())
+    assert "dtoverlay=deskphone" in boot_files(backing)["config.txt"].decode()
+
+
+# --------------------------------------------------------------------------------------
+# The wrong device, by other routes
+
+
+def test_a_loop_device_over_the_system_disk_is_refused(image: Path, tmp_path: Path) -> None:
+    disk = FakeDisk(tmp_path)
+    sda2 = disk.block(tmp_path / "sda2", os.makedev(8, 2))
+    loop = disk.add_loop("loop3", 3, sda2)
+    status, _, err = run_flash(image, loop, "--yes", system=disk.system())
+    assert status == 1
+    assert err == (f"flash.py: error: {loop} (loop device on {sda2}) is the disk the running "
+                   "system is on: refusing to overwrite it\n")
+    assert loop.read_bytes() == b""
+
+
+def test_a_loop_device_over_a_mounted_card_is_refused(image: Path, tmp_path: Path) -> None:
+    disk = FakeDisk(tmp_path)
+    disk.add_disk("sdy", "8:224")
+    loop = disk.add_loop("loop3", 3, tmp_path / "sdy")
+    mounts = "/dev/sda2 / ext4 rw 0 0\n/dev/sdy1 /media/me/bootfs vfat rw 0 0\n"
+    status, _, err = run_flash(image, loop, "--yes", system=disk.system(mounts=mounts))
+    assert status == 1
+    assert err == (f"flash.py: error: {loop} (loop device on {tmp_path / 'sdy'}) is in use: "
+                   "/dev/sdy1 on /media/me/bootfs; unmount it first (udisksctl unmount -b "
+                   "DEVICE, or umount)\n")
+
+
+def test_a_loop_device_over_a_file_another_mounted_loop_reads_is_refused(
+        image: Path, tmp_path: Path) -> None:
+    disk = FakeDisk(tmp_path)
+    shared = tmp_path / "vm-disk.img"
+    shared.write_bytes(bytes(MIB))
+    loop = disk.add_loop("loop3", 3, shared)
+    disk.add_loop("loop4", 4, shared)
+    mounts = "/dev/sda2 / ext4 rw 0 0\n/dev/loop4 /mnt/vm ext4 rw 0 0\n"
+    status, _, err = run_flash(image, loop, "--yes", system=disk.system(mounts=mounts))
+    assert status == 1
+    assert (f"{loop} (loop device on {shared}), also attached as /dev/loop4, is in use: "
+            "/dev/loop4 on /mnt/vm") in err
+    # and over the image itself
+    loop5 = disk.add_loop("loop5", 5, image)
+    status, _, err = run_flash(image, loop5, "--yes", system=disk.system())
+    assert (status, err) == (1, f"flash.py: error: {loop5} (loop device on {image}): that is "
+                                "the image itself\n")
+
+
+def test_a_loop_device_over_a_spare_file_is_a_target(image: Path, tmp_path: Path) -> None:
+    disk = FakeDisk(tmp_path)
+    spare = tmp_path / "spare.img"
+    spare.write_bytes(b"")
+    loop = disk.add_loop("loop3", 3, spare)
+    target = flash.probe_target(loop, flash.inspect_image(image), disk.system())
+    assert (target.is_device, target.rdev) == (True, os.makedev(7, 3))
+
+
+def test_a_file_attached_to_a_loop_device_is_refused(image: Path, tmp_path: Path) -> None:
+    disk = FakeDisk(tmp_path)
+    card = tmp_path / "card.img"
+    card.write_bytes(b"old")
+    disk.add_loop("loop3", 3, card)
+    status, _, err = run_flash(image, tmp_path / "." / "card.img", "--yes",
+                               system=disk.system())
+    assert status == 1
+    assert err == (f"flash.py: error: {tmp_path / '.' / 'card.img'} is attached to /dev/loop3: "
+                   "writing it would change a disk in use; detach it first (umount, then "
+                   "losetup -d /dev/loop3)\n")
+    assert card.read_bytes() == b"old"
+
+
+def test_a_missing_or_odd_name_under_dev_is_never_created(image: Path, tmp_path: Path) -> None:
+    disk = FakeDisk(tmp_path)
+    devdir = tmp_path / "dev"
+    devdir.mkdir()
+    system = replace(disk.system(), devdir=devdir)
+    status, _, err = run_flash(image, devdir / "sdc", "--yes", system=system)
+    assert (status, err) == (1, f"flash.py: error: {devdir / 'sdc'}: no such device (a typo, "
+                                "or the card is not in the reader? lsblk lists the disks); not "
+                                f"creating a file in {devdir}\n")
+    assert not (devdir / "sdc").exists()
+    (devdir / "sdd").write_bytes(b"")  # a stray regular file where a disk should be
+    status, _, err = run_flash(image, devdir / "sdd", "--yes", system=system)
+    assert status == 1 and "sdd is not a block device" in err
+    assert (devdir / "sdd").read_bytes() == b""
+    # the real /dev, with the real System: refused before anything could be created
+    status, _, err = run_flash(image, "/dev/sdzq-deskphone-test", "--yes")
+    assert status == 1 and "no such device" in err
+    assert not Path("/dev/sdzq-deskphone-test").exists()
+
+
+class Answer(io.StringIO):
+    """The confirmation prompt's stdin: runs ``meanwhile`` (the world changing while the user
+    reads the prompt), then answers yes."""
+
+    def __init__(self, meanwhile: Callable[[], None]) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        self.meanwhile()
+        return "yes\n"
+
+
+def run_answering(meanwhile: Callable[[], None], *args: object, system: object) -> tuple[
+        int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = flash.run([str(a) for a in args], system=system, stdin=Answer(meanwhile),
+                       stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_a_card_swapped_during_the_prompt_is_not_written(image: Path, tmp_path: Path) -> None:
+    disk = FakeDisk(tmp_path)
+    other = disk.add_disk("sdy", "8:224")
+    assert other.exists()
+    aside = tmp_path / "sdz-was"
+    system = disk.system()
+
+    def swap() -> None:  # /dev/sdz is now another disk (the card re-enumerated, say)
+        os.rename(disk.node, aside)
+        os.rename(tmp_path / "sdy", disk.node)
+
+    status, _, err = run_answering(swap, image, disk.node, "--quiet", "--config-txt",
+                                   _config_txt(tmp_path), "--dts", _dts(tmp_path),
+                                   system=system)
+    assert status == 1
+    assert err == (f"flash.py: error: {disk.node} is not the device that was checked (8:240); "
+                   "it is now device 8:224 (card swapped?): nothing written; run again\n")
+    assert disk.node.read_bytes() == b"" and aside.read_bytes() == b""
+
+
+def test_a_target_file_changed_during_the_prompt_is_not_written(
+        image: Path, tmp_path: Path) -> None:
+    target = tmp_path / "card.img"
+    common = ("--quiet", "--config-txt", _config_txt(tmp_path), "--dts", _dts(tmp_path))
+    system = flash.System(mounts="")
+    precious = tmp_path / "precious"
+    precious.write_bytes(b"keep")
+
+    def appear() -> None:
+        target.write_bytes(b"someone else's")
+
+    status, _, err = run_answering(appear, image, target, *common, system=system)
+    assert (status, err) == (1, f"flash.py: error: {target} appeared after it was checked: "
+                                "nothing written; run again\n")
+    assert target.read_bytes() == b"someone else's"
+
+    def replaced() -> None:  # what a save by a program (a new file renamed over) does
+        new = tmp_path / "card.img.new"
+        new.write_bytes(b"a new file")
+        os.replace(new, target)
+
+    status, _, err = run_answering(replaced, image, target, *common, system=system)
+    assert (status, err) == (1, f"flash.py: error: {target} was replaced after it was checked: "
+                                "nothing written; run again\n")
+
+    def symlinked() -> None:
+        target.unlink()
+        target.symlink_to(precious)
+
+    target.write_bytes(b"")
+    status, _, err = run_answering(symlinked, image, target, *common, system=system)
+    assert (status, err) == (1, f"flash.py: error: {target} became a symlink after it was "
+                                "checked: nothing written\n")
+    assert precious.read_bytes() == b"keep"
+
+
+# --------------------------------------------------------------------------------------
+# --sha256 is checked on the bytes that are written
+
+
+def test_an_image_changed_after_its_checksum_was_checked_is_refused(
+        image: Path, image_xz: Path, tmp_path: Path) -> None:
+    good = hashlib.sha256(image_xz.read_bytes()).hexdigest()
+    target = tmp_path / "card.img"
+
+    def swap_download() -> None:  # same size and layout, one byte of the root fs different
+        data = bytearray(image.read_bytes())
+        data[(BOOT_START + BOOT_SECTORS) * 512] ^= 0xFF
+        image_xz.write_bytes(lzma.compress(bytes(data), preset=1))
+
+    status, out, err = run_answering(swap_download, image_xz, target, "--sha256", good,
+                                     "--quiet", "--config-txt", _config_txt(tmp_path), "--dts",
+                                     _dts(tmp_path), system=flash.System(mounts=""))
+    assert status == 1
+    assert "checksum: SHA-256 matches --sha256" in out  # the early check passed
+    assert re.fullmatch(rf"flash\.py: error: checksum mismatch for .*raspios\.img\.xz as it was "
+                        rf"written: SHA-256 is [0-9a-f]{{64}}, expected {good} \(the file "
+                        r"changed after it was checked\?\); the partition table was not "
+                        r"written: the card is not usable as it is\n", err)
+    written = target.read_bytes()
+    assert written[:flash.HEAD] == bytes(flash.HEAD)  # no partition table
+    with pytest.raises(flash.FlashError, match="no MBR partition table"):
+        flash.read_partitions(written[:512])
+
+
+def _write_while(image: flash.Image, target: Path, expected: str,
+                 meanwhile: Callable[[], None]) -> None:
+    """write_image with the in-stream check, running ``meanwhile`` after the first chunk has
+    gone to the target (the rest of the file is not read yet)."""
+    calls = []
+
+    def write(fd: int, data: bytes | memoryview, offset: int) -> int:
+        if not calls:
+            meanwhile()
+        calls.append(offset)
+        return os.pwrite(fd, data, offset)
+
+    fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with image.open() as source:
+            flash.write_image(source, fd, image.size, quiet(image.size), write,
+                              before_head=flash.in_stream_sha256(source, image.path, expected))
+    finally:
+        os.close(fd)
+
+
+def test_an_image_changed_during_the_write_is_refused(image: Path, tmp_path: Path) -> None:
+    good = hashlib.sha256(image.read_bytes()).hexdigest()
+    inspected = flash.inspect_image(image)
+    target = tmp_path / "card.img"
+
+    def change() -> None:  # in place, beyond what has been read
+        with open(image, "r+b") as file:
+            file.seek(IMAGE_SIZE - 100)
+            file.write(b"changed")
+
+    with pytest.raises(flash.FlashError, match="as it was written: SHA-256 is"):
+        _write_while(inspected, target, good, change)
+    assert target.read_bytes()[:flash.HEAD] == bytes(flash.HEAD)
+    assert target.read_bytes()[IMAGE_SIZE - 100:IMAGE_SIZE - 93] == b"changed"
+
+
+def test_the_xz_hash_is_of_the_compressed_bytes_read_for_the_write(tmp_path: Path) -> None:
+    """The same decompressed image from different .xz bytes (padding moved between streams):
+    only a hash of the compressed bytes as read for the write tells them apart."""
+    big = lzma.compress(os.urandom(10 * MIB), preset=0, check=lzma.CHECK_NONE)
+    small = lzma.compress(b"tail" * 1000)
+    path = tmp_path / "two.img.xz"
+    path.write_bytes(big + small + bytes(8))
+    good = hashlib.sha256(path.read_bytes()).hexdigest()
+    image = flash.inspect_image(path)
+    target = tmp_path / "card.img"
+    _write_while(image, target, good, lambda: None)  # unchanged: passes
+
+    def move_padding() -> None:
+        with open(path, "r+b") as file:
+            file.seek(len(big))
+            file.write(bytes(4) + small + bytes(4))
+
+    with pytest.raises(flash.FlashError, match="as it was written: SHA-256 is"):
+        _write_while(image, tmp_path / "card2.img", good, move_padding)
+    with image.open() as source:  # what it decompresses to did not change
+        assert hashlib.sha256(source.read()).hexdigest() == hashlib.sha256(
+            target.read_bytes()).hexdigest()

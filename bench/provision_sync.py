@@ -7,7 +7,9 @@ auth) serves a common and a per-MAC file. The phone's provisioning client syncs 
 validated, applied, saved), then SYNCS more times (default 50): each sends If-None-Match
 for both files, gets two 304s and applies nothing. Printed: the median and 90th percentile
 of those syncs, beside curl making the same two conditional HTTPS requests (the floor: a
-TLS handshake and a request each, nothing of ours).
+TLS handshake and a request each, nothing of ours). Then the same from outside: a real
+``deskphone run`` process, ``provision`` typed on its console, until its ``provisioned``
+event arrives.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from nginx import CLIENT_MAC, Nginx, make_pki, missing_tools  # noqa: E402
-from peers import PortAllocator  # noqa: E402
+from peers import HOST, PortAllocator  # noqa: E402
+from phone import Console  # noqa: E402
 
 from deskphone.config import PhoneConfig, config_from_document  # noqa: E402
 from deskphone.provision.boot import local_document  # noqa: E402
@@ -40,6 +43,37 @@ OWN = '[account]\nuser = "1001"\npassword = "pw-1001"\ndisplay_name = "Desk 1"\n
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def black_box(tmp: Path, site: Nginx, settings: dict[str, str], syncs: int) -> list[float]:
+    """``provision`` on a running phone's console until its ``provisioned`` event."""
+    ports = PortAllocator(None)
+    sip, console, rtp = ports.take(), ports.take(udp=False), ports.take(4, tcp=False, even=True)
+    keys = "".join(f'{k} = "{v}"\n' for k, v in settings.items())
+    config = tmp / "phone.toml"
+    config.write_text(
+        f'[sip]\nlisten = "{HOST}:{sip}"\nrtp_port_min = {rtp}\nrtp_port_max = {rtp + 2}\n'
+        f'[console]\nlisten = "tcp:{HOST}:{console}"\n[phone]\nstate_dir = "{tmp}/state"\n'
+        f'[provisioning]\nurl = "{site.url("https")}"\nmac = "{CLIENT_MAC}"\n'
+        f"resync_interval = 0\n{keys}")
+    config.chmod(0o600)
+    proc = subprocess.Popen([sys.executable, "-m", "deskphone.cli", "run", "-c", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        con = Console.connect(console, alive=lambda: proc.poll() is None)
+        con.wait_event("provisioned", 20)  # the first sync, at start
+        times = []
+        for _ in range(syncs):
+            start = time.perf_counter()
+            con.command("provision")
+            event = con.wait_event("provisioned", 10)
+            times.append(time.perf_counter() - start)
+            assert event["changed"] is False, event
+        con.close()
+        return times
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def main() -> None:
@@ -106,9 +140,13 @@ def main() -> None:
                              "-H", f"If-None-Match: {etag}", f"{site.url('https')}/{name}"],
                             check=True)
                     floor.append(time.perf_counter() - start)
+            outside = black_box(tmp, site, settings, syncs)
     print(f"provisioning sync, nothing changed (2 x 304 over HTTPS + basic auth), {syncs} "
           f"syncs: median {statistics.median(ours) * 1000:.1f} ms, "
           f"p90 {percentile(ours, 0.9) * 1000:.1f} ms")
+    print(f"  from outside: a deskphone run process, provision on its console -> provisioned "
+          f"event: median {statistics.median(outside) * 1000:.1f} ms, "
+          f"p90 {percentile(outside, 0.9) * 1000:.1f} ms")
     if floor:
         print(f"  reference: curl, the same two conditional requests one after the other: "
               f"median {statistics.median(floor) * 1000:.1f} ms, "

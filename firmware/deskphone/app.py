@@ -283,6 +283,8 @@ class Phone:
         # who we are, on the screen: the AoR at the registrar, or without one where we
         # can be called (sip:100@192.0.2.10:5062)
         me = endpoint.aor if acc.registrar else str(endpoint.reg.contact)
+        if unprovisioned(cfg):
+            me = "Not provisioned"  # no account yet: the first sync brings it
         controller = PhoneController(phone_settings(cfg), aor=me,
                                      registrar=bool(acc.registrar),
                                      last_dialled=history.last_dialled(),

@@ -310,3 +310,19 @@ def test_check_sync_sent_by_kamailio_itself_with_kamcmd(
         assert contacts(kamailio, "1001") == [contact]
     finally:
         assert p.stop() == 0
+
+
+def test_a_phone_that_never_reached_its_server_says_so(
+        tmp_path: Path, site: Nginx, port_allocator: PortAllocator) -> None:
+    dead = f"https://{HOST}:{port_allocator.take()}"
+    p = new_phone(tmp_path, site, port_allocator, url=dead).start()
+    try:
+        failed(p, 15)
+        lines = p.console.command("screen")["lines"]
+        assert lines[0].startswith("Not provisioned"), lines
+        assert "Provisioning failed" in lines
+        status = p.console.status()
+        assert status["registered"] is False
+        assert status["provisioning"]["last_sync"] == "failed"
+    finally:
+        assert p.stop() == 0

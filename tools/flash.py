@@ -1391,7 +1391,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                              "(deskphone-EXTENSION) and the MAC for the URL's {mac}")
     parser.add_argument("--mac", help="this phone's MAC address, as in the inventory")
     parser.add_argument("--provisioning-url", metavar="URL",
-                        help="[provisioning] url in /etc/deskphone/phone.toml ({mac} allowed)")
+                        help="[provisioning] url in /etc/deskphone/phone.toml: the directory "
+                        "the fleet files are served from (the phone fetches <url>/<mac>.toml "
+                        "and <url>/deskphone.toml itself); no user:password@ in it")
     parser.add_argument("--user", help="login user to create (with --password-hash and/or "
                                        "--ssh-key)")
     parser.add_argument("--password-hash", metavar="HASH",

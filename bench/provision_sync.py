@@ -32,7 +32,7 @@ from peers import HOST, PortAllocator  # noqa: E402
 from phone import Console  # noqa: E402
 
 from deskphone.config import PhoneConfig, config_from_document  # noqa: E402
-from deskphone.provision.boot import local_document  # noqa: E402
+from deskphone.provision.boot import local_config, local_document  # noqa: E402
 from deskphone.provision.client import ProvisioningClient  # noqa: E402
 
 COMMON = '[account]\ndomain = "pbx.example.org"\nregistrar = "sip:pbx.example.org"\n' \
@@ -95,7 +95,7 @@ def main() -> None:
             keys = "".join(f'{k} = "{v}"\n' for k, v in settings.items())
             local = local_document(f'[provisioning]\nurl = "{site.url("https")}"\n'
                                    f'mac = "{CLIENT_MAC}"\n{keys}', "bench.toml")
-            config: list[PhoneConfig] = [config_from_document(local, "bench.toml")]
+            config: list[PhoneConfig] = [local_config(local, "bench.toml")]
 
             async def apply(cfg: PhoneConfig, changes: Any, reboot: Any) -> None:
                 config[0] = cfg

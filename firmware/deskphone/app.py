@@ -422,8 +422,7 @@ class Phone:
             log.error("provisioned config does not start (%s): back to the previous one",
                       why)
             try:
-                await self._put_in_force(old, Scope.RESTART if scope is Scope.RESTART
-                                         else Scope.SIP)
+                await self._put_in_force(old, scope)
             except Exception:
                 # not even the old config starts again: exit, and let systemd restart the
                 # phone on its last saved config

@@ -9,7 +9,7 @@ import os
 import sys
 
 from . import __version__
-from .config import ConfigError, config_from_document
+from .config import ConfigError
 
 EXIT_CONFIG = 2
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return EXIT_CONFIG
-    from .provision.boot import local_document, read_local
+    from .provision.boot import local_config, local_document, read_local
     from .simulator import default_config
 
     try:
@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 user=args.user, sip_port=args.sip_port, console_port=args.console_port,
                 peer=args.peer, rtp_port=args.rtp_port, state_dir=args.state_dir,
                 audio=args.audio), "<embedded default>")
-            cfg = config_from_document(local, "<embedded default>")
+            cfg = local_config(local, "<embedded default>")
         else:
             local = local_document(default_config(), "<embedded default>")
-            cfg = config_from_document(local, "<embedded default>")
+            cfg = local_config(local, "<embedded default>")
     except ConfigError as e:
         print(f"deskphone: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -132,18 +132,20 @@ def main(argv: list[str] | None = None) -> int:
 
     booted = boot_config(local, cfg, state_dir(cfg))
     provisioned = booted is not cfg
+    phone = Phone(booted, local=local, provisioned=provisioned)
     try:
-        phone = Phone(booted, local=local, provisioned=provisioned)
         asyncio.run(phone.run())
-    except OSError as e:
-        if not provisioned:
+    except Exception as e:  # OSError, or a GPIO library's own error for a pin in use
+        if not provisioned or phone.started.is_set():
+            if not isinstance(e, OSError):
+                raise
             print(f"deskphone: {e}", file=sys.stderr)
             return 1
         # the saved provisioned config does not start here: the local one must, and the
         # next sync fetches (and tries) the server's config again
         logging.getLogger("deskphone").error(
             "the provisioned config does not start (%s): starting from the local config",
-            e.strerror or e)
+            getattr(e, "strerror", None) or e)
         try:
             phone = Phone(cfg, local=local)
             asyncio.run(phone.run())

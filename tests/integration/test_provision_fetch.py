@@ -378,6 +378,18 @@ def test_a_server_that_trickles_is_cut_off_at_the_deadline() -> None:
     assert took < 3
 
 
+def test_a_tls_handshake_that_never_ends_is_cut_off_at_the_deadline() -> None:
+    """The deadline holds while the socket is still being set up (a TLS server that
+    accepts and says nothing), not only once the request is out."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        e = fails(f"https://127.0.0.1:{port}/x.toml", FetchOptions(timeout=5, deadline=0.5))
+        took = time.monotonic() - start
+    assert str(e) == f"https://127.0.0.1:{port}/x.toml: took longer than 0.5 s in all"
+    assert e.transient and took < 2
+
+
 def test_a_body_cut_short() -> None:
     def serve(conn: socket.socket) -> None:
         read_request(conn)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from deskphone.config import ConfigError, PhoneConfig, config_from_document
-from deskphone.provision.boot import local_document
+from deskphone.provision.boot import local_config, local_document
 from deskphone.provision.client import Backoff, ProvisioningClient, redact, resync_delay
 from deskphone.provision.fetch import Fetched, FetchError, FetchOptions
 from deskphone.provision.host import lease_url, primary_mac
@@ -56,7 +56,7 @@ class Server:
 class Harness:
     def __init__(self, tmp: Path, server: Server, local: str = LOCAL) -> None:
         self.local = local_document(local, "local.toml")
-        self.config: PhoneConfig = config_from_document(self.local, "local.toml")
+        self.config: PhoneConfig = local_config(self.local, "local.toml")
         self.applied: list[tuple[PhoneConfig, list[Any], bool | None]] = []
         self.events: list[dict[str, Any]] = []
         self.state = tmp / "provisioning.json"
@@ -113,7 +113,7 @@ def test_unchanged_files_cost_a_304_and_no_apply(tmp_path: Path, server: Server)
     assert len(h.applied) == 1
     assert all(etag is not None for _, etag in server.requests)  # If-None-Match sent
     assert h.events[-1] == {"event": "provisioned", "url": BASE, "changed": False,
-                            "changes": []}
+                            "changes": [], "reboot": False}
 
 
 def test_changed_file_is_applied_and_one_file_304_is_merged_from_the_saved_copy(
@@ -131,12 +131,25 @@ def test_changed_file_is_applied_and_one_file_304_is_merged_from_the_saved_copy(
 def test_missing_per_mac_file_falls_back_to_the_common_one(tmp_path: Path,
                                                           server: Server) -> None:
     del server.files[f"{BASE}/{MAC}.toml"]
-    server.put("deskphone.toml", COMMON + '[phone]\ndigit_map = "[1-9]xxx"\n')
+    server.put("deskphone.toml", COMMON.replace("[account]\n", '[account]\nuser = "1001"\n'
+                                                'password = "s3cret-pw"\n')
+               + '[phone]\ndigit_map = "[1-9]xxx"\n')
     h = Harness(tmp_path, server)
     outcome = h.sync()
     assert outcome.ok
     assert h.config.phone.digit_map == "[1-9]xxx"
-    assert h.config.account.user == "unprovisioned"
+    assert h.config.account.user == "1001"
+
+
+def test_the_unprovisioned_placeholder_is_never_a_base(tmp_path: Path, server: Server) -> None:
+    """A 404 for the per-MAC file and a common file without a user: refused, not an
+    account "unprovisioned" with an empty password at the office's PBX."""
+    del server.files[f"{BASE}/{MAC}.toml"]
+    h = Harness(tmp_path, server)
+    outcome = h.sync()
+    assert not outcome.ok
+    assert "account.user: missing (required)" in outcome.error
+    assert h.config.account.user == "unprovisioned" and h.applied == []
 
 
 @pytest.mark.parametrize("name, body, words", [
@@ -342,7 +355,7 @@ def test_a_local_file_without_an_account_is_an_unprovisioned_phone() -> None:
     from deskphone.app import endpoint_config
     from deskphone.provision.boot import unprovisioned
 
-    cfg = config_from_document(local_document(LOCAL, "local.toml"), "local.toml")
+    cfg = local_config(local_document(LOCAL, "local.toml"), "local.toml")
     assert unprovisioned(cfg) and cfg.account.registrar == ""
     assert endpoint_config(cfg, "192.0.2.7", 5060, None).accept_from == "proxy"
     full = config_from_document(local_document(
@@ -391,7 +404,8 @@ def test_requests_coalesce_into_one_sync(tmp_path: Path, server: Server) -> None
 
 def test_a_config_that_does_not_start_is_not_kept(tmp_path: Path, server: Server) -> None:
     """The phone could not start the new config and went back: provision_failed, nothing
-    saved, and the next sync tries again (it is not "unchanged")."""
+    saved; the same files again are not tried again (each try restarts the SIP side);
+    new files are."""
     from deskphone.provision.client import ApplyError
 
     h = Harness(tmp_path, server)
@@ -405,18 +419,88 @@ def test_a_config_that_does_not_start_is_not_kept(tmp_path: Path, server: Server
     assert not h.state.exists()
     assert h.events[-1]["event"] == "provision_failed"
     h.client._apply = h._apply
-    assert h.sync().changed  # tried again, not "unchanged"
+    server.requests.clear()
+    again = h.sync()
+    assert not again.ok and "is the one that did not start" in again.error
+    assert h.applied == [] and all(etag for _, etag in server.requests)  # 304s
+    server.put("deskphone.toml", COMMON.replace('"de"', '"fr"'))
+    assert h.sync().changed and h.config.audio.tones == "fr"
 
 
-def test_a_saved_set_the_phone_did_not_boot_from_is_applied_again(
+def test_a_saved_set_the_phone_did_not_boot_from_waits_for_a_new_one(
         tmp_path: Path, server: Server) -> None:
+    """The phone booted from its local file because the saved set did not start: the
+    same set is not applied again; a changed one is."""
     h = Harness(tmp_path, server)
     h.sync()
     again = ProvisioningClient(local=h.local, state_path=h.state, current=lambda: h.config,
                                apply=h._apply, broadcast=h.events.append, mac=lambda: MAC,
                                fetcher=server, rng=random.Random(1), state_in_force=False)
     assert again.state is None
+    outcome = asyncio.run(again.sync())
+    assert not outcome.ok and "did not start when the phone booted" in outcome.error
+    assert len(h.applied) == 1
+    server.put(f"{MAC}.toml", OWN.replace("Ann", "Anne"))
     assert asyncio.run(again.sync()).ok and len(h.applied) == 2
+
+
+def test_credentials_are_not_sent_where_a_provisioned_file_points(
+        tmp_path: Path, server: Server) -> None:
+    """The server's own file moves the phone to another server: the local password does
+    not follow it there."""
+    local = LOCAL + 'username = "phones"\npassword = "pw-2"\n'
+    moved = "https://evil.example.net/x"
+    server.put("deskphone.toml", COMMON + f'[provisioning]\nurl = "{moved}"\n')
+    server.files.update({f"{moved}/deskphone.toml": COMMON.encode(),
+                         f"{moved}/{MAC}.toml": OWN.encode()})
+    h = Harness(tmp_path, server, local)
+    assert h.sync().ok and h.config.provisioning.url == moved
+    h.sync()
+    assert server.requests[-1][0].startswith(moved)
+    assert (server.options[-1].username, server.options[-1].password) == ("", "")
+
+
+def test_check_sync_reboot_restarts_even_when_nothing_changed(tmp_path: Path,
+                                                              server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.sync()
+    assert h.sync(reason="check-sync", reboot=True).ok
+    assert h.applied[-1][1:] == ([], True)
+    assert h.events[-1]["reboot"] is True
+
+
+def test_a_retry_asks_what_was_asked(tmp_path: Path, server: Server) -> None:
+    """provision <url> while that server is down: the back-off retries that URL."""
+    h = Harness(tmp_path, server, local="[phone]\n")
+    h.client._scale = 10000.0
+    server.down = True
+
+    async def run() -> None:
+        h.client.start()
+        await asyncio.sleep(0.02)  # the start sync: no URL anywhere
+        h.client.request("console", url=BASE)
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if sum(1 for e in h.events if e["event"] == "provision_failed") >= 2:
+                break
+        server.down = False
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if h.applied:
+                break
+        await h.client.close()
+
+    asyncio.run(run())
+    assert h.applied and h.config.account.user == "1001"
+
+
+def test_a_set_that_could_not_be_saved_is_saved_again(tmp_path: Path, server: Server) -> None:
+    h = Harness(tmp_path, server)
+    h.state.mkdir()  # a directory where the file should be: the save fails
+    assert h.sync().ok and h.client._unsaved
+    h.state.rmdir()
+    assert h.sync().ok and not h.client._unsaved
+    assert h.state.is_file()
 
 
 def test_hostile_nesting_is_a_named_failure(tmp_path: Path, server: Server) -> None:

@@ -186,6 +186,7 @@ def test_unknown_sections_and_keys_are_reported() -> None:
     ('[console]\nlisten = "tcp:0.0.0.0:5099"\ntoken = "0123456789abcdef0"\n',
      "console.listen"),
     ('[audio]\noutput = "/var/lib/deskphone/room.wav"\n', "audio.output"),
+    ("[audio]\nplayback_device = \"file:FILE='|touch /tmp/x'\"\n", "audio.playback_device"),
     ('[provisioning]\nca_file = ""\n', "provisioning.ca_file"),
 ])
 def test_what_only_the_local_file_may_set(text: str, key: str) -> None:

@@ -38,11 +38,12 @@ def build_devices(cfg: PhoneConfig, on_event: Callable[[pe.HardwareEvent], None]
         from .timing import ThreadScheduler
 
         scheduler = ThreadScheduler()
+        factory = make_pin_factory(gpio)
         hardware = Hardware(PinMap.from_overrides(hw.pin_overrides()),
-                            pin_factory=make_pin_factory(gpio), scheduler=scheduler,
-                            on_event=on_event)
+                            pin_factory=factory, scheduler=scheduler, on_event=on_event)
         ringer, leds = hardware.ringer, hardware.leds
-        closers += [hardware.close, scheduler.close]
+        # the factory last: it holds the gpiochip handle a restarted phone opens again
+        closers += [hardware.close, scheduler.close, factory.close]
         log.info("hardware on the %s pin factory", gpio)
     if display_kind != "none":
         from .display import Display, open_device

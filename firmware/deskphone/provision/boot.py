@@ -35,20 +35,27 @@ def unprovisioned(config: PhoneConfig) -> bool:
 
 
 def local_document(text: str, source: str) -> dict[str, Any]:
-    """The local config's TOML document, with the unprovisioned account when it has no
-    ``[account]``; ConfigError (naming ``source``) if it is not a valid config."""
+    """The local config's TOML document as written (the base provisioned files overlay);
+    ConfigError (naming ``source``) if it is not a valid config."""
     document = parse_document(text, source)
-    if "account" not in document:
-        document["account"] = dict(UNPROVISIONED_ACCOUNT)
-    config_from_document(document, source)
+    local_config(document, source)
     return document
+
+
+def local_config(document: dict[str, Any], source: str) -> PhoneConfig:
+    """The config of the local file alone: without an ``[account]``, the unprovisioned
+    placeholder's. The placeholder is never a base for provisioned files: an account
+    comes whole from the server, or the sync fails naming what is missing."""
+    if "account" not in document:
+        document = {**document, "account": dict(UNPROVISIONED_ACCOUNT)}
+    return config_from_document(document, source)
 
 
 def read_local(path: str | os.PathLike[str]) -> tuple[dict[str, Any], PhoneConfig]:
     """Read the local config file: (its document, its config)."""
     source = os.fspath(path)
     document = local_document(read_config_text(source), source)
-    return document, config_from_document(document, source)
+    return document, local_config(document, source)
 
 
 def boot_config(local: dict[str, Any], config: PhoneConfig, state_dir: Path) -> PhoneConfig:

@@ -132,7 +132,14 @@ class ProvisioningClient:
         self._max_bytes = max_bytes
         # the saved set counts as "what is in force" only if the phone booted from it: a
         # set that no longer validated at boot must be fetched and applied again
-        self._state: ProvisionState | None = load_state(state_path) if state_in_force else None
+        saved = load_state(state_path)
+        self._state: ProvisionState | None = saved if state_in_force else None
+        # a set the phone could not start (or, not in force at boot, would not): fetched
+        # again unchanged, it is not tried again
+        self._rejected: tuple[ProvisionState, str] | None = None
+        if saved is not None and not state_in_force:
+            self._rejected = (saved, "it did not start when the phone booted")
+        self._unsaved = False  # the set in force could not be written: try again
         self._pending: _Request | None = None  # requests coalesce: a flood is one sync
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -235,7 +242,8 @@ class ProvisioningClient:
             interval = float(self._current().provisioning.resync_interval)
             if not outcome.ok and outcome.transient:
                 delay = self._backoff.next()
-                timer = _Request("retry")
+                # what was asked (the console's URL, a reboot) is asked again
+                timer = _Request("retry", request.url, request.reboot)
                 log.info("provisioning: trying again in %.0f s", delay)
             else:
                 self._backoff.reset()
@@ -263,11 +271,16 @@ class ProvisioningClient:
 
     def _options(self, base: str, mac: str) -> FetchOptions:
         """The fetch options for ``base``: the configured credentials and client
-        certificate only for the configured server (its scheme, host and port), so a URL
-        from the console, a DHCP server or a plug-and-play answer gets none of them."""
+        certificate only for the server the local file names (its scheme, host and port),
+        so a URL from the console, a DHCP server, a plug-and-play answer or a provisioned
+        file gets none of them."""
         p = self._current().provisioning
         options = FetchOptions(ca_file=p.ca_file, max_bytes=self._max_bytes)
-        if p.url and _origin(discovery.expand_url(p.url, mac)) == _origin(base):
+        # the local file's URL: a provisioned one is the server's word, and a server must
+        # not be able to send the phone's credentials somewhere else
+        section = self._local.get("provisioning")
+        local_url = section.get("url", "") if isinstance(section, Mapping) else ""
+        if local_url and _origin(discovery.expand_url(local_url, mac)) == _origin(base):
             options = FetchOptions(ca_file=p.ca_file, client_cert=p.client_cert,
                                    client_key=p.client_key, username=p.username,
                                    password=p.password, max_bytes=self._max_bytes)
@@ -324,24 +337,35 @@ class ProvisioningClient:
         same_set = (self._state is not None and self._state.base_url == base
                     and self._state.mac == mac)
         previous = {f.name: f for f in self._state.files} if same_set and self._state else {}
+        rejected = self._rejected
+        if rejected is not None and (rejected[0].base_url, rejected[0].mac) == (base, mac):
+            previous = {f.name: f for f in rejected[0].files}  # its ETags: a 304 is enough
         names = (COMMON_FILE, f"{mac}.toml")
         try:
-            files = tuple(await asyncio.gather(*(
+            # the fetch's own deadline cuts a slow server off; this one is the backstop for
+            # what it cannot cut (a name lookup): the sync goes on, the thread ends later
+            files = tuple(await asyncio.wait_for(asyncio.gather(*(
                 asyncio.to_thread(self._fetch_one, name, _join(base, name), options,
                                   previous.get(name))
-                for name in names)))
+                for name in names)), (options.deadline + options.timeout) / self._scale))
         except FetchError as e:
             return self._fail(shown, str(e), transient=e.transient)
+        except TimeoutError:
+            return self._fail(shown, f"no answer in {options.deadline:g} s", transient=True)
         if all(f.text is None for f in files):
             return self._fail(shown, f"neither {names[1]} nor {COMMON_FILE} is on the "
                                      "server (404)")
-        if same_set and all(
-                previous.get(f.name) is not None and previous[f.name].sha256 == f.sha256
-                for f in files):
-            self._state = ProvisionState(base, mac, files, self._state.applied_at
-                                         if self._state else _now())
+        if rejected is not None and _same_files(rejected[0].files, files):
+            return self._fail(shown, f"the config on the server is the one that did not "
+                                     f"start ({rejected[1]}); waiting for a new one")
+        if same_set and self._state is not None and _same_files(self._state.files, files):
+            self._state = ProvisionState(base, mac, files, self._state.applied_at)
+            if self._unsaved:
+                await self._save(self._state)
+            if reboot:  # check-sync asked for a restart: it gets one, changed or not
+                await self._apply(cfg, [], True)
             self._broadcast({"event": "provisioned", "url": shown, "changed": False,
-                             "changes": []})
+                             "changes": [], "reboot": bool(reboot)})
             return SyncOutcome(True, shown)
         try:
             docs = [(f.name, parse_remote(f.name, f.body, max_bytes=self._max_bytes))
@@ -353,18 +377,26 @@ class ProvisioningClient:
         try:
             await self._apply(new_cfg, changes, reboot)
         except ApplyError as e:  # the phone went back to the config it had
+            self._rejected = (ProvisionState(base, mac, files, _now()), str(e))
             return self._fail(shown, f"the new config did not start: {e}")
+        self._rejected = None
         state = ProvisionState(base, mac, files, _now())
         self._state = state  # in force now, saved or not
-        try:
-            await asyncio.to_thread(save_state, self._state_path, state)
-        except OSError as e:  # in force until a restart, which boots the last saved set
-            log.error("provisioning: cannot save the new config: %s", e.strerror or e)
+        await self._save(state)
         described = [c.describe() for c in changes]
         log.info("provisioned from %s: %s", shown, "; ".join(described) or "no change")
         self._broadcast({"event": "provisioned", "url": shown, "changed": bool(changes),
                          "changes": described, "reboot": bool(reboot)})
         return SyncOutcome(True, shown, changed=bool(changes), changes=tuple(changes))
+
+    async def _save(self, state: ProvisionState) -> None:
+        try:
+            await asyncio.to_thread(save_state, self._state_path, state)
+        except OSError as e:  # in force until a restart, which boots the last saved set
+            log.error("provisioning: cannot save the new config: %s", e.strerror or e)
+            self._unsaved = True
+        else:
+            self._unsaved = False
 
     def _fetch_one(self, name: str, url: str, options: FetchOptions,
                    previous: ProvisionedFile | None) -> ProvisionedFile:
@@ -388,6 +420,11 @@ class ProvisioningClient:
 
 class ApplyError(Exception):
     """The phone could not start with a new config and went back to the one it had."""
+
+
+def _same_files(a: tuple[ProvisionedFile, ...], b: tuple[ProvisionedFile, ...]) -> bool:
+    """The same names with the same bytes (a 404 is the empty hash)."""
+    return {f.name: f.sha256 for f in a} == {f.name: f.sha256 for f in b}
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

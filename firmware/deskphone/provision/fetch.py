@@ -244,18 +244,24 @@ def _exchange(
     else:
         conn = http.client.HTTPConnection(hop.host, hop.port, timeout=timeout)
     expired = threading.Event()
+    lock = threading.Lock()  # cut() and close() never race for the descriptor
+    closed = False
 
     def cut() -> None:
-        expired.set()
-        sock = conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        with lock:
+            expired.set()
+            sock = conn.sock
+            if sock is not None and not closed:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     timer = threading.Timer(remaining, cut)
     timer.daemon = True
     timer.start()
     try:
+        conn.connect()  # bounded by the timeout; the deadline is checked as soon as it is up
+        if expired.is_set():
+            raise TimeoutError
         conn.request("GET", hop.target, headers=headers)
         response = conn.getresponse()
         body = _read_body(hop, response, options.max_bytes) if response.status == 200 else None
@@ -272,7 +278,9 @@ def _exchange(
         raise _transport_error(hop, e, options) from None
     finally:
         timer.cancel()
-        conn.close()
+        with lock:
+            closed = True
+            conn.close()
 
 
 def _read_body(hop: _Hop, response: http.client.HTTPResponse, max_bytes: int) -> bytes:

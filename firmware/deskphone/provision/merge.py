@@ -40,9 +40,13 @@ LOCAL_ONLY: Final[Mapping[str, str]] = MappingProxyType({
     # could open it to the network, or point the trusted serial console at a socket of its
     # choosing, would own the phone
     "console.*": "set locally only (the console is the phone's remote control)",
-    # paths on the phone itself
+    # paths on the phone itself, and ALSA device names: alsa-lib's file plugin runs a
+    # command given as "|cmd", so a device name from a server would be code on the phone
     "audio.input": "set locally only (a file on the phone)",
     "audio.output": "set locally only (a file on the phone)",
+    "audio.device": "set locally only (an ALSA name can run a command)",
+    "audio.capture_device": "set locally only (an ALSA name can run a command)",
+    "audio.playback_device": "set locally only (an ALSA name can run a command)",
     # whom the phone trusts is not the server's to say
     "provisioning.ca_file": "set locally only (whom the phone trusts)",
     "provisioning.client_cert": "set locally only (a file on the phone)",

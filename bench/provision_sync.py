@@ -31,7 +31,7 @@ from nginx import CLIENT_MAC, Nginx, make_pki, missing_tools  # noqa: E402
 from peers import HOST, PortAllocator  # noqa: E402
 from phone import Console  # noqa: E402
 
-from deskphone.config import PhoneConfig, config_from_document  # noqa: E402
+from deskphone.config import PhoneConfig  # noqa: E402
 from deskphone.provision.boot import local_config, local_document  # noqa: E402
 from deskphone.provision.client import ProvisioningClient  # noqa: E402
 

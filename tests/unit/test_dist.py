@@ -23,6 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tools_loader import STANDIN_CONFIG_TXT as CONFIG_TXT
+from tools_loader import STANDIN_DTS as DTS
 from tools_loader import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,19 +45,6 @@ def need(*tools: str) -> None:
         pytest.skip(message)
 
 
-DTS = """/dts-v1/;
-/plugin/;
-/ {
-\tcompatible = "brcm,bcm2835";
-\tfragment@0 {
-\t\ttarget = <&gpio>;
-\t\t__overlay__ {
-\t\t\thook_pin: hook_pin { brcm,pins = <4>; brcm,function = <0>; brcm,pull = <2>; };
-\t\t};
-\t};
-};
-"""
-CONFIG_TXT = "[all]\ndtparam=i2c_arm=on\nenable_uart=1\ndtoverlay=deskphone\n"
 UNIT = ("[Service]\nExecStart=/opt/deskphone/bin/deskphone run -c /etc/deskphone/phone.toml\n"
         "User=deskphone\nSupplementaryGroups=gpio i2c spi audio dialout\n")
 # what the test venv has (pytest) and what no image has; the extra's is never asked for

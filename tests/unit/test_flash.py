@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tools_loader import load_tool
+from tools_loader import STANDIN_CONFIG_TXT, STANDIN_DTS, load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
@@ -116,19 +116,6 @@ def image_xz(image: Path) -> Path:
 # -- a bundle made by dist.py from stand-ins for the unit and the overlay
 
 
-STANDIN_DTS = """/dts-v1/;
-/plugin/;
-/ {
-\tcompatible = "brcm,bcm2835";
-\tfragment@0 {
-\t\ttarget = <&gpio>;
-\t\t__overlay__ {
-\t\t\thook_pin: hook_pin { brcm,pins = <4>; brcm,function = <0>; brcm,pull = <2>; };
-\t\t};
-\t};
-};
-"""
-STANDIN_CONFIG_TXT = "[all]\ndtparam=i2c_arm=on\nenable_uart=1\ndtoverlay=deskphone\n"
 
 
 def fake_wheel(path: Path, version: str = "0.1.0") -> Path:

@@ -53,6 +53,14 @@ class Server:
         return Fetched(url, 200, body, tag)
 
 
+async def until(predicate: Any, tries: int = 300) -> None:
+    """Let the loop run (10 ms steps) until ``predicate()``; the client's clock runs fast."""
+    for _ in range(tries):
+        await asyncio.sleep(0.01)
+        if predicate():
+            return
+
+
 class Harness:
     def __init__(self, tmp: Path, server: Server, local: str = LOCAL) -> None:
         self.local = local_document(local, "local.toml")
@@ -283,15 +291,9 @@ def test_the_loop_retries_a_down_server_then_resyncs(tmp_path: Path, server: Ser
 
     async def run() -> None:
         h.client.start()
-        for _ in range(400):
-            await asyncio.sleep(0.01)
-            if h.client.syncs >= 2:
-                break
+        await until(lambda: h.client.syncs >= 2)
         server.down = False
-        for _ in range(400):
-            await asyncio.sleep(0.01)
-            if h.applied:
-                break
+        await until(lambda: h.applied)
         await h.client.close()
 
     asyncio.run(run())
@@ -388,10 +390,7 @@ def test_requests_coalesce_into_one_sync(tmp_path: Path, server: Server) -> None
         h.client.start()
         for i in range(20):
             h.client.request("check-sync", reboot=(i == 7))
-        for _ in range(300):
-            await asyncio.sleep(0.01)
-            if h.client.syncs >= 1:
-                break
+        await until(lambda: h.client.syncs >= 1)
         await asyncio.sleep(0.05)
         await h.client.close()
 
@@ -479,15 +478,9 @@ def test_a_retry_asks_what_was_asked(tmp_path: Path, server: Server) -> None:
         h.client.start()
         await asyncio.sleep(0.02)  # the start sync: no URL anywhere
         h.client.request("console", url=BASE)
-        for _ in range(300):
-            await asyncio.sleep(0.01)
-            if sum(1 for e in h.events if e["event"] == "provision_failed") >= 2:
-                break
+        await until(lambda: h.names().count("provision_failed") >= 2)
         server.down = False
-        for _ in range(300):
-            await asyncio.sleep(0.01)
-            if h.applied:
-                break
+        await until(lambda: h.applied)
         await h.client.close()
 
     asyncio.run(run())

@@ -9,6 +9,21 @@ from types import ModuleType
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
+# a minimal overlay and config.txt block, standing in for board/'s in the tools' tests
+STANDIN_DTS = """/dts-v1/;
+/plugin/;
+/ {
+\tcompatible = "brcm,bcm2835";
+\tfragment@0 {
+\t\ttarget = <&gpio>;
+\t\t__overlay__ {
+\t\t\thook_pin: hook_pin { brcm,pins = <4>; brcm,function = <0>; brcm,pull = <2>; };
+\t\t};
+\t};
+};
+"""
+STANDIN_CONFIG_TXT = "[all]\ndtparam=i2c_arm=on\nenable_uart=1\ndtoverlay=deskphone\n"
+
 
 def load_tool(name: str, module_name: str | None = None) -> ModuleType:
     """tools/<name>.py as the module ``module_name`` (default ``name``)."""

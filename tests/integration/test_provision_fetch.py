@@ -104,7 +104,7 @@ def test_the_same_etag_costs_a_304(site: Nginx) -> None:
     first = fetch(url, options(site))
     before = len(site.access_log(wait_for=1))
     again = fetch(url, options(site), etag=first.etag)
-    assert again == Fetched(url, 304, None, first.etag)
+    assert again == Fetched(url, 304, None, first.etag, "basic")
     assert '"GET /deskphone.toml HTTP/1.1" 304 ' in site.access_log(wait_for=before + 2)[-1]
     assert fetch(url, options(site), etag='"stale-1"').status == 200
 
@@ -221,6 +221,19 @@ def test_basic_auth(site: Nginx) -> None:
     assert str(e) == f"{url}: authentication failed (user 'phones' refused)"
     assert not e.transient
     assert fetch(url, options(site)).body == COMMON
+
+
+def test_basic_up_front_saves_the_401_round_trip(site: Nginx) -> None:
+    """A server that took Basic before gets it with the first request: one request a
+    file, not two; a wrong password still fails plainly."""
+    url = f"{site.url()}/deskphone.toml"
+    seen = len(site.access_log("https"))
+    got = fetch(url, options(site, basic_up_front=True))
+    assert (got.status, got.auth) == (200, "basic")
+    log = site.access_log("https", wait_for=seen + 1)[seen:]
+    assert [line.split('"')[2].split()[0] for line in log] == ["200"]
+    e = fails(url, options(site, password="wrong-pw-1234", basic_up_front=True))
+    assert str(e) == f"{url}: authentication failed (user 'phones' refused)"
 
 
 def test_credentials_in_the_url_are_used_and_never_shown(site: Nginx) -> None:

@@ -140,6 +140,7 @@ class ProvisioningClient:
         if saved is not None and not state_in_force:
             self._rejected = (saved, "it did not start when the phone booted")
         self._unsaved = False  # the set in force could not be written: try again
+        self._basic_origins: set[tuple[str, str, int | None]] = set()  # took Basic before
         self._pending: _Request | None = None  # requests coalesce: a flood is one sync
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -283,7 +284,8 @@ class ProvisioningClient:
         if local_url and _origin(discovery.expand_url(local_url, mac)) == _origin(base):
             options = FetchOptions(ca_file=p.ca_file, client_cert=p.client_cert,
                                    client_key=p.client_key, username=p.username,
-                                   password=p.password, max_bytes=self._max_bytes)
+                                   password=p.password, max_bytes=self._max_bytes,
+                                   basic_up_front=_origin(base) in self._basic_origins)
         return options
 
     def _fail(self, url: str, error: str, *, transient: bool = False) -> SyncOutcome:
@@ -347,7 +349,7 @@ class ProvisioningClient:
             files = tuple(await asyncio.wait_for(asyncio.gather(*(
                 asyncio.to_thread(self._fetch_one, name, _join(base, name), options,
                                   previous.get(name))
-                for name in names)), (options.deadline + options.timeout) / self._scale))
+                for name in names)), options.deadline + options.timeout))  # real seconds
         except FetchError as e:
             return self._fail(shown, str(e), transient=e.transient)
         except TimeoutError:
@@ -405,6 +407,8 @@ class ProvisioningClient:
         shown = redact(url)
         etag = previous.etag if previous is not None and previous.text is not None else None
         got = self._fetcher(url, options, etag)
+        if got.auth == "basic":  # next time, with the first request
+            self._basic_origins.add(_origin(url))
         if got.status == 304 and previous is not None and previous.text is not None:
             return previous
         if got.status == 304:  # a 304 for a copy we do not hold: ask again, plainly

@@ -83,6 +83,9 @@ class FetchOptions:
     deadline: float = 30.0  # for the whole fetch: a server trickling bytes cannot stall it
     max_bytes: int = 256 * 1024
     max_redirects: int = 3
+    # the server took Basic last time: send it with the first request (https, the URL's
+    # own server only), which saves a 401 round trip a file
+    basic_up_front: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class Fetched:
     status: int
     body: bytes | None = field(repr=False)  # it holds the SIP password: never in a log line
     etag: str | None
+    auth: str | None = None  # "basic" or "digest": how the answer was authorised
 
 
 class FetchError(Exception):
@@ -450,23 +454,26 @@ class _Authenticator:
         if "basic" in schemes:
             if sent is not None:
                 raise failed
-            if hop.scheme != "https":
-                raise _error(
-                    hop.url,
-                    "refusing to send a password with Basic "
-                    "authentication over plain http (anyone on the path could "
-                    "read it): use an https URL",
-                    transient=False,
-                )
-            if ":" in self.username:
-                raise _error(hop.url, "a Basic username cannot contain ':'", transient=False)
-            token = base64.b64encode(f"{self.username}:{self._password}".encode()).decode()
-            return f"Basic {token}"
+            return self.basic(hop)
         raise _error(
             hop.url,
             f"unsupported authentication scheme(s): {', '.join(dict.fromkeys(schemes))}",
             transient=False,
         )
+
+    def basic(self, hop: _Hop) -> str:
+        """The Basic Authorization value: over https only."""
+        if hop.scheme != "https":
+            raise _error(
+                hop.url,
+                "refusing to send a password with Basic authentication over plain http "
+                "(anyone on the path could read it): use an https URL",
+                transient=False,
+            )
+        if ":" in self.username:
+            raise _error(hop.url, "a Basic username cannot contain ':'", transient=False)
+        token = base64.b64encode(f"{self.username}:{self._password}".encode()).decode()
+        return f"Basic {token}"
 
 
 def _credentials(url: str, options: FetchOptions) -> tuple[str, str] | None:
@@ -496,6 +503,10 @@ def fetch(url: str, options: FetchOptions, etag: str | None = None) -> Fetched:
     contexts: dict[bool, ssl.SSLContext] = {}
     redirects = 0
     authorization: str | None = None
+    up_front = bool(options.basic_up_front and authenticator and hop.scheme == "https")
+    if up_front:
+        assert authenticator is not None
+        authorization = authenticator.basic(hop)
     rounds = 0
     while True:
         home = hop.origin == origin
@@ -511,10 +522,11 @@ def fetch(url: str, options: FetchOptions, etag: str | None = None) -> Fetched:
             context = contexts[home]
         answer = _exchange(hop, headers, context, options, until)
         status = answer.status
+        used = None if authorization is None else authorization.split(" ", 1)[0].lower()
         if status == 200:
-            return Fetched(hop.url, 200, answer.body, answer.headers.get("ETag"))
+            return Fetched(hop.url, 200, answer.body, answer.headers.get("ETag"), used)
         if status == 304:
-            return Fetched(hop.url, 304, None, answer.headers.get("ETag") or etag)
+            return Fetched(hop.url, 304, None, answer.headers.get("ETag") or etag, used)
         if status in NOT_FOUND:
             return Fetched(hop.url, 404, None, None)
         if status in REDIRECTS:
@@ -526,7 +538,7 @@ def fetch(url: str, options: FetchOptions, etag: str | None = None) -> Fetched:
                     transient=False,
                 )
             hop = _redirect(hop, answer)
-            authorization, rounds = None, 0
+            authorization, rounds, up_front = None, 0, False
             continue
         if status == 401:
             if not home:
@@ -543,6 +555,8 @@ def fetch(url: str, options: FetchOptions, etag: str | None = None) -> Fetched:
                     "authentication required (401), but no username is configured",
                     transient=False,
                 )
+            if up_front:  # Basic unasked was not it (the server moved to Digest): ask anew
+                up_front, authorization = False, None
             rounds += 1
             if rounds > _AUTH_ROUNDS:
                 raise _error(

@@ -372,11 +372,15 @@ def test_a_port_that_disappears_is_retried_quietly_until_close(
             await console.close()
             assert time.monotonic() - started < 1.0
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-        assert warnings == [
-            f"serial console {pair.path}: port lost (device reports readiness to read but"
-            " returned no data (device disconnected or multiple access on port?));"
-            " retrying every 0.02 s"
-        ]
+        # how the kernel reports the pty's other end gone depends on timing: pyserial's
+        # "readiness but no data" or a plain EIO; either way, one line, then quiet
+        assert warnings in (
+            [f"serial console {pair.path}: port lost (device reports readiness to read but"
+             " returned no data (device disconnected or multiple access on port?));"
+             " retrying every 0.02 s"],
+            [f"serial console {pair.path}: port lost (read failed: [Errno 5] Input/output"
+             " error); retrying every 0.02 s"],
+        ), warnings
         retries = [r.getMessage() for r in caplog.records if "still cannot open" in r.getMessage()]
         assert len(retries) >= 3
 

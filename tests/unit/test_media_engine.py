@@ -152,13 +152,17 @@ def test_malformed_packets_are_dropped_without_killing_the_thread() -> None:
             return bytes([0x8F]) + data[1:12]  # 15 CSRCs announced, none there
         return data
 
-    with call(tone(440, 3), tone(440, 3), {"corrupt": corrupt}) as (a, b, _):
-        run_for(2.5)
+    with call(tone(440, 6), tone(440, 6), {"corrupt": corrupt}) as (a, b, _):
         assert b.session is not None
-        s = b.session.stats()
+        # until 100 packets have come (a loaded machine sends them later, not fewer)
+        for _ in range(60):
+            run_for(0.1)
+            s = b.session.stats()
+            if s["rx_packets"] + s["rx_invalid"] >= 100:
+                break
         assert b.session.running and b.session.error is None
     assert s["rx_invalid"] >= 20
-    assert s["rx_packets"] >= 70
+    assert s["rx_packets"] >= 60
 
 
 def test_packets_from_a_stranger_are_ignored() -> None:

@@ -41,7 +41,7 @@ from .provision.boot import unprovisioned
 from .provision.client import ApplyError, ProvisioningClient
 from .provision.host import lease_url, primary_mac
 from .provision.merge import Change, Scope, apply_scope
-from .provision.state import STATE_FILE
+from .provision.state import state_path
 from .runtime.control import RuntimeControl
 from .runtime.devices import Devices, HardwareBuilder
 from .runtime.history import CallHistory
@@ -223,7 +223,7 @@ class Phone:
         self._go(unresolved)
         if self._local is not None and self.provisioning is None:
             self.provisioning = ProvisioningClient(
-                local=self._local, state_path=state_dir(cfg) / STATE_FILE,
+                local=self._local, state_path=state_path(state_dir(cfg)),
                 current=lambda: self.cfg, apply=self.apply_config,
                 broadcast=self._provisioning_news, mac=primary_mac, lease_url=lease_url,
                 rng=self._rng, time_scale=self._time_scale,

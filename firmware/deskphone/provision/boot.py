@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import PhoneConfig, config_from_document
 from ..config.load import parse_document, read_config_text
-from .state import STATE_FILE
+from .state import state_path
 
 log = logging.getLogger("deskphone.provision")
 
@@ -63,7 +63,7 @@ def boot_config(local: dict[str, Any], config: PhoneConfig, state_dir: Path) -> 
     local one) when none is saved or it no longer validates (said in the log)."""
     from .client import ProvisioningClient
 
-    provisioned, why = ProvisioningClient.boot_config(local, state_dir / STATE_FILE)
+    provisioned, why = ProvisioningClient.boot_config(local, state_path(state_dir))
     if provisioned is None:
         log.info("booting from the local config (%s)", why)
         return config

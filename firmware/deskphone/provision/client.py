@@ -39,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..config import ConfigError, PhoneConfig
 from . import discovery
 from .boot import unprovisioned
-from .fetch import Fetched, FetchError, FetchOptions, fetch
+from .fetch import Fetched, FetchError, FetchOptions, fetch, origin
 from .fetch import strip_userinfo as redact
 from .merge import MAX_FILE_BYTES, Change, config_changes, parse_remote, provisioned_config
 from .state import ProvisionedFile, ProvisionState, load_state, save_state
@@ -140,7 +140,7 @@ class ProvisioningClient:
         if saved is not None and not state_in_force:
             self._rejected = (saved, "it did not start when the phone booted")
         self._unsaved = False  # the set in force could not be written: try again
-        self._basic_origins: set[tuple[str, str, int | None]] = set()  # took Basic before
+        self._basic_origins: set[tuple[str, str, int]] = set()  # took Basic before
         self._pending: _Request | None = None  # requests coalesce: a flood is one sync
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -176,9 +176,7 @@ class ProvisioningClient:
         if state is None:
             return None, "no provisioned config saved"
         try:
-            files = [(f.name, parse_remote(f.name, f.body, max_bytes=MAX_FILE_BYTES * 4))
-                     for f in _ordered(state.files) if f.body is not None]
-            config, _ = provisioned_config(local, files)
+            config = _config_of(local, state.files, MAX_FILE_BYTES * 4)
         except ConfigError as e:
             return None, f"the saved provisioned config does not validate: {e}"
         return config, ""
@@ -281,11 +279,11 @@ class ProvisioningClient:
         # not be able to send the phone's credentials somewhere else
         section = self._local.get("provisioning")
         local_url = section.get("url", "") if isinstance(section, Mapping) else ""
-        if local_url and _origin(discovery.expand_url(local_url, mac)) == _origin(base):
+        if local_url and origin(discovery.expand_url(local_url, mac)) == origin(base):
             options = FetchOptions(ca_file=p.ca_file, client_cert=p.client_cert,
                                    client_key=p.client_key, username=p.username,
                                    password=p.password, max_bytes=self._max_bytes,
-                                   basic_up_front=_origin(base) in self._basic_origins)
+                                   basic_up_front=origin(base) in self._basic_origins)
         return options
 
     def _fail(self, url: str, error: str, *, transient: bool = False) -> SyncOutcome:
@@ -370,9 +368,7 @@ class ProvisioningClient:
                              "changes": [], "reboot": bool(reboot)})
             return SyncOutcome(True, shown)
         try:
-            docs = [(f.name, parse_remote(f.name, f.body, max_bytes=self._max_bytes))
-                    for f in files if f.body is not None]
-            new_cfg, _ = provisioned_config(self._local, docs)
+            new_cfg = _config_of(self._local, files, self._max_bytes)
         except ConfigError as e:
             return self._fail(shown, str(e))
         changes = config_changes(cfg, new_cfg)
@@ -408,7 +404,7 @@ class ProvisioningClient:
         etag = previous.etag if previous is not None and previous.text is not None else None
         got = self._fetcher(url, options, etag)
         if got.auth == "basic":  # next time, with the first request
-            self._basic_origins.add(_origin(url))
+            self._basic_origins.add(origin(url))
         if got.status == 304 and previous is not None and previous.text is not None:
             return previous
         if got.status == 304:  # a 304 for a copy we do not hold: ask again, plainly
@@ -431,25 +427,20 @@ def _same_files(a: tuple[ProvisionedFile, ...], b: tuple[ProvisionedFile, ...]) 
     return {f.name: f.sha256 for f in a} == {f.name: f.sha256 for f in b}
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
-
-
 def _join(base: str, name: str) -> str:
     """``name`` at the end of ``base``'s path (a query string stays a query string)."""
     parts = urlsplit(base)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
 
 
-def _ordered(files: tuple[ProvisionedFile, ...]) -> list[ProvisionedFile]:
-    """Common file first, per-MAC file over it."""
-    return sorted(files, key=lambda f: 0 if f.name == COMMON_FILE else 1)
+def _config_of(local: Mapping[str, Any], files: tuple[ProvisionedFile, ...],
+               max_bytes: int) -> PhoneConfig:
+    """The config a set of files makes over ``local``: the common file first, the per-MAC
+    file over it, a 404 left out. ConfigError naming the file behind each problem."""
+    ordered = sorted(files, key=lambda f: 0 if f.name == COMMON_FILE else 1)
+    docs = [(f.name, parse_remote(f.name, f.body, max_bytes=max_bytes))
+            for f in ordered if f.body is not None]
+    return provisioned_config(local, docs)[0]
 
 
 def _now() -> str:

@@ -191,6 +191,12 @@ def _parse(url: str) -> _Hop:
     )
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of ``url``, the port filled in: the server credentials go to.
+    FetchError for a URL the fetcher would refuse."""
+    return _parse(url).origin
+
+
 def _no_key_password() -> bytes:
     raise ValueError("the client key is encrypted; the phone needs it unencrypted")
 
